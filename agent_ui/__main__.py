@@ -1,0 +1,3 @@
+from agent_ui.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""User management for admins."""
+
+from __future__ import annotations
+
+from agent_ui.deps import AdminPrincipal, PageDep, RequireAdmin, ServicesDep, api_router
+from agent_ui.errors import ErrorEnvelope
+from services.auth.schemas import UserAdminUpdate, UserRead
+from services.db import Page
+
+router = api_router(
+    prefix="/admin",
+    tags=["admin"],
+    guard=RequireAdmin(),
+    responses={401: {"model": ErrorEnvelope}, 403: {"model": ErrorEnvelope}},
+)
+
+
+@router.get("/users")
+async def list_users(services: ServicesDep, page: PageDep) -> Page[UserRead]:
+    return await services.auth.list_users(limit=page.limit, cursor=page.cursor)
+
+
+@router.patch("/users/{user_id}", responses={404: {"model": ErrorEnvelope}, 409: {"model": ErrorEnvelope}})
+async def update_user(
+    user_id: str, body: UserAdminUpdate, principal: AdminPrincipal, services: ServicesDep
+) -> UserRead:
+    """Change a role, or disable/enable a user. Disabling ends the user's sessions and keys at once."""
+    return await services.auth.update_user(principal, user_id, body)

@@ -1,0 +1,48 @@
+"""Sign-up, sign-in, sign-out and who am I."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response, status
+
+from agent_ui.deps import CurrentPrincipal, ServicesDep, api_router, credential_of
+from agent_ui.errors import ErrorEnvelope
+from agent_ui.session_cookie import clear_session_cookie, set_session_cookie
+from services.auth.schemas import LoginRequest, LoginResult, RegisterRequest, UserRead
+
+router = api_router(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses={403: {"model": ErrorEnvelope}, 409: {"model": ErrorEnvelope}},
+)
+async def register(body: RegisterRequest, services: ServicesDep) -> UserRead:
+    """Create a user. The first user of an instance becomes its admin."""
+    return await services.auth.register(body)
+
+
+@router.post("/login", responses={401: {"model": ErrorEnvelope}, 403: {"model": ErrorEnvelope}})
+async def login(body: LoginRequest, request: Request, response: Response, services: ServicesDep) -> LoginResult:
+    """Start a session: sets the HttpOnly cookie and returns the same session as a Bearer access_token."""
+    result = await services.auth.login(body, user_agent=request.headers.get("user-agent"))
+    set_session_cookie(
+        response, result.access_token, max_age=result.expires_in, secure=services.settings.auth.cookie_secure
+    )
+    return result
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses={401: {"model": ErrorEnvelope}})
+async def logout(principal: CurrentPrincipal, request: Request, services: ServicesDep) -> Response:
+    """End the calling session at once. An API key is not a session: revoke keys at /agent/api-keys."""
+    token = credential_of(request)
+    if principal.via == "session" and token is not None:
+        await services.auth.end_session(token)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_session_cookie(response, secure=services.settings.auth.cookie_secure)
+    return response
+
+
+@router.get("/me", responses={401: {"model": ErrorEnvelope}})
+async def me(principal: CurrentPrincipal, services: ServicesDep) -> UserRead:
+    return await services.auth.get_user(principal.user.id)

@@ -1,0 +1,44 @@
+"""The `agent-ui` command: serve the app, or run the migrations alone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from services.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="agent-ui", description="A self-hostable AI agent workspace.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the web UI and the REST API")
+    serve.add_argument("--host", help="bind address (default: AGENT_UI_SERVER__HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: AGENT_UI_SERVER__PORT or 8080)")
+    commands.add_parser("migrate", help="bring the database schema up to date and exit")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    if args.command == "serve":
+        import uvicorn
+
+        uvicorn.run(
+            "main:app",
+            host=args.host or settings.server.host,
+            port=args.port or settings.server.port,
+            log_level=settings.log_level,
+            proxy_headers=True,
+        )
+    elif args.command == "migrate":
+        from services.db import Database
+
+        async def migrate() -> None:
+            db = Database(settings.resolved_database_url(), settings.db)
+            await db.start()
+            await db.stop()
+
+        asyncio.run(migrate())
+        print(f"schema is up to date ({settings.resolved_database_url().split('://')[0]})")
+
+
+if __name__ == "__main__":
+    main()

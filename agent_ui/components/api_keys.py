@@ -1,0 +1,126 @@
+"""The API keys card: create (the key is shown once, with a copy button), list, deactivate, revoke."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from nicegui import ui
+
+from services.auth import Principal
+from services.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyUpdate
+from services.clock import utcnow
+from services.container import Services
+from services.errors import DomainError
+
+EXPIRY_CHOICES: dict[str, timedelta | None] = {
+    "Never": None,
+    "30 days": timedelta(days=30),
+    "90 days": timedelta(days=90),
+    "1 year": timedelta(days=365),
+}
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+async def api_keys_section(services: Services, principal: Principal) -> None:
+    user_id = principal.user.id
+
+    with ui.card().classes("w-full gap-3"):
+        ui.label("API keys").classes("text-lg font-medium")
+        ui.label("Use a key as `Authorization: Bearer sk_...` against /api/v1. It is shown once.").classes(
+            "text-sm text-grey-7"
+        )
+        with ui.row().classes("items-end gap-3 w-full"):
+            name = ui.input("Key name", placeholder="e.g. laptop script").props("outlined dense").classes(
+                "grow"
+            ).mark("key-name")
+            expiry = ui.select(list(EXPIRY_CHOICES), value="Never", label="Expires").props(
+                "outlined dense"
+            ).classes("w-36").mark("key-expiry")
+            create_button = ui.button("Create key", icon="add").mark("create-key")
+
+        @ui.refreshable
+        async def key_list() -> None:
+            page = await services.api_keys.list(user_id, limit=200, cursor=None)
+            if not page.items:
+                ui.label("No keys yet.").classes("text-grey-7").mark("no-keys")
+                return
+            for key in page.items:
+                key_row(key)
+
+        def key_row(key: ApiKeyRead) -> None:
+            with ui.row().classes("items-center w-full gap-3 py-1 border-b").mark(f"key-{key.id}"):
+                with ui.column().classes("gap-0 grow"):
+                    ui.label(key.name).classes("font-medium")
+                    ui.label(
+                        f"{key.prefix}…  ·  scopes {', '.join(key.scopes)}  ·  created {_when(key.created_at)}"
+                        f"  ·  last used {_when(key.last_used_at)}  ·  expires {_when(key.expires_at)}"
+                    ).classes("text-xs text-grey-7 font-mono")
+                ui.badge("active" if key.is_active else "inactive", color="positive" if key.is_active else "grey")
+                ui.switch(
+                    value=key.is_active, on_change=lambda e, k=key: set_active(k, bool(e.value))
+                ).tooltip("Active").mark(f"toggle-{key.id}")
+                ui.button(icon="delete", on_click=lambda k=key: confirm_revoke(k)).props(
+                    "flat round color=negative"
+                ).tooltip("Revoke").mark(f"revoke-{key.id}")
+
+        async def set_active(key: ApiKeyRead, active: bool) -> None:
+            try:
+                await services.api_keys.update(user_id, key.id, ApiKeyUpdate(is_active=active))
+            except DomainError as exc:
+                ui.notify(exc.message, type="negative")
+            key_list.refresh()
+
+        def confirm_revoke(key: ApiKeyRead) -> None:
+            with ui.dialog() as dialog, ui.card():
+                ui.label(f"Revoke “{key.name}”? Programs using it stop working at once.")
+                with ui.row().classes("justify-end w-full"):
+                    ui.button("Cancel", on_click=dialog.close).props("flat")
+
+                    async def revoke() -> None:
+                        try:
+                            await services.api_keys.revoke(user_id, key.id)
+                        except DomainError as exc:
+                            ui.notify(exc.message, type="negative")
+                        dialog.close()
+                        key_list.refresh()
+
+                    ui.button("Revoke", color="negative", on_click=revoke).mark("confirm-revoke")
+            dialog.open()
+
+        def show_once(created: ApiKeyCreated) -> None:
+            with ui.dialog().props("persistent") as dialog, ui.card().classes("gap-3"):
+                ui.label("Your new API key").classes("text-lg font-medium")
+                ui.label("Copy it now: it will not be shown again.").classes("text-orange-8")
+                ui.code(created.api_key, language="text").classes("w-full").mark("new-key")
+
+                async def copy() -> None:
+                    await ui.clipboard.write(created.api_key)
+                    ui.notify("Copied")
+
+                with ui.row().classes("justify-end w-full"):
+                    ui.button("Copy", icon="content_copy", on_click=copy).mark("copy-key")
+                    ui.button("Done", on_click=dialog.close).props("flat").mark("close-key")
+            dialog.open()
+
+        async def create() -> None:
+            delta = EXPIRY_CHOICES.get(expiry.value or "Never")
+            try:
+                request = ApiKeyCreate(
+                    name=name.value or "", expires_at=(utcnow() + delta) if delta else None
+                )
+                created = await services.api_keys.create(principal, request)
+            except DomainError as exc:
+                ui.notify(exc.message, type="negative")
+                return
+            except ValueError:
+                ui.notify("Give the key a name (up to 128 characters).", type="warning")
+                return
+            name.set_value("")
+            show_once(created)
+            key_list.refresh()
+
+        create_button.on_click(create)
+        await key_list()

@@ -1,0 +1,54 @@
+"""Pages of capabilities not built yet: they say what is coming, inside the real frame."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import Response
+from nicegui import ui
+
+from agent_ui.components.layout import coming_soon, frame
+from agent_ui.pages.session import sign_out_handler, signed_in, to_login
+from services.container import Services
+
+PLANNED: dict[str, tuple[str, str, list[str]]] = {
+    "/": (
+        "Chat",
+        "Agent chat",
+        [
+            "Streaming answers from the built-in local model, with no configuration and no network",
+            "Tools: sandboxes, MCP servers and your documents",
+            "Sessions you can rename, branch, stop and resume",
+        ],
+    ),
+    "/generate": (
+        "Generate",
+        "Generation",
+        ["Podcasts from a topic or your documents, in two voices", "Slide decks you can edit", "Prose"],
+    ),
+    "/sandboxes": (
+        "Sandboxes",
+        "Sandboxes",
+        ["Isolated environments to run code in", "A terminal and a file browser", "Used by the agent in chat"],
+    ),
+    "/resources": (
+        "Resources",
+        "Resources",
+        ["Upload documents for the agent to search (RAG)", "MCP servers and their tools"],
+    ),
+}
+
+
+def register(services: Services) -> None:
+    for path, (title, what, details) in PLANNED.items():
+        _register_one(services, path, title, what, details)
+
+
+def _register_one(services: Services, path: str, title: str, what: str, details: list[str]) -> None:
+    @ui.page(path, title=f"{title} · agent-ui")
+    async def placeholder_page(request: Request) -> Response | None:
+        principal = await signed_in(request, services)
+        if principal is None:
+            return to_login(request)
+        with frame(principal, title=title, active=path, on_sign_out=sign_out_handler(request, services)):
+            coming_soon(what, details)
+        return None

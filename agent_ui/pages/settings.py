@@ -1,0 +1,28 @@
+"""Settings: the user's API keys (create, shown once with copy; list, deactivate, revoke)."""
+
+from __future__ import annotations
+
+
+from fastapi import Request
+from fastapi.responses import Response
+from nicegui import ui
+
+from agent_ui.components.api_keys import api_keys_section
+from agent_ui.components.layout import frame
+from agent_ui.pages.session import sign_out_handler, signed_in, to_login
+from services.container import Services
+
+
+
+def register(services: Services) -> None:
+    @ui.page("/settings", title="Settings · agent-ui")
+    async def settings_page(request: Request) -> Response | None:
+        principal = await signed_in(request, services)
+        if principal is None:
+            return to_login(request)
+        with frame(principal, title="Settings", active="/settings", on_sign_out=sign_out_handler(request, services)):
+            with ui.card().classes("w-full"):
+                ui.label("Account").classes("text-lg font-medium")
+                ui.label(f"{principal.user.email} · {principal.user.role}").mark("account-email")
+            await api_keys_section(services, principal)
+        return None

@@ -1,0 +1,76 @@
+"""Composition root: settings → database → services → REST routers → NiceGUI pages.
+
+``uvicorn main:app`` serves both the web UI and the REST API from one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from nicegui import app as ui_app
+from nicegui import helpers, ui
+from nicegui.storage import Storage
+
+from agent_ui.api.v1 import build_api_router
+from agent_ui.errors import add_api_fallback, install_error_handlers
+from agent_ui.pages import register_pages
+from services.container import app_version, build_services
+from services.security import derive_key, load_or_create_secret
+from services.settings import Settings
+
+
+def _operation_id(route: APIRoute) -> str:
+    tag = str(route.tags[0]) if route.tags else "default"
+    return f"{tag}-{route.name}".replace("_", "-")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    secret = load_or_create_secret(settings.secret_key, settings.data_dir)
+    services = build_services(settings, secret)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Awaited here so a server only accepts requests once the database is migrated, and fails
+        # to start if it cannot be. NiceGUI's own startup hook (below) runs the same idempotent start
+        # in the background, which is what the NiceGUI `user` test fixture drives.
+        await services.start()
+        yield
+        await services.stop()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="agent-ui API",
+        version=app_version(),
+        description="REST API of agent-ui. Authenticate with the session cookie, or `Authorization: Bearer sk_...`.",
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(build_api_router())
+    add_api_fallback(app)  # after the routers, before the UI mount takes every other path
+
+    if "NICEGUI_STORAGE_PATH" not in os.environ and not helpers.is_pytest():
+        Storage.path = (settings.data_dir / "ui-storage").resolve()
+    register_pages(services)
+    ui_app.on_startup(services.start)
+    ui_app.on_shutdown(services.stop)
+    ui.run_with(
+        app,
+        title=settings.server.title,
+        favicon="🤖",
+        dark=None,
+        storage_secret=derive_key(secret, "ui-storage").hex(),
+        show_welcome_message=False,
+    )
+    return app
+
+
+app = create_app()

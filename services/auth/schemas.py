@@ -1,0 +1,125 @@
+"""What goes in and out of the auth services (the REST layer uses these directly)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from services.auth.models import Role
+from services.auth.scopes import Scope
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$|^[^@\s]{1,64}@localhost$")
+
+
+def _normalise_email(value: str) -> str:
+    value = value.strip().lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("not a valid email address")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_normalise_email)]
+Password = Annotated[SecretStr, Field(min_length=8, max_length=256)]
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    password: Password
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    email: str
+    role: Role
+    is_disabled: bool = False
+    created_at: datetime
+    # Filled in by the credits service once it exists; null means credits are not metered.
+    balance: Decimal | None = None
+
+
+class LoginResult(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    user: UserRead
+
+
+class UserAdminUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role | None = None
+    disabled: bool | None = None
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    scopes: list[Scope] = Field(default_factory=lambda: [Scope.ALL], min_length=1, max_length=len(Scope))
+    expires_at: datetime | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _strip_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at needs a timezone (ISO 8601 with Z or an offset)")
+        return value
+
+
+class ApiKeyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+    is_active: bool | None = None
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    prefix: str
+    is_active: bool
+    scopes: list[str]
+    expires_at: datetime | None
+    sandbox_id: str | None = None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    """The only response that carries the whole key."""
+
+    api_key: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling and through what: a browser/login session or an API key."""
+
+    user: UserRead
+    via: Literal["session", "api_key"]
+    credential_id: str
+    scopes: list[str] = field(default_factory=lambda: [Scope.ALL.value])
+    sandbox_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role == Role.ADMIN

@@ -1,0 +1,179 @@
+"""The one database: async engine, unit-of-work sessions, migrations at start, health."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every instance of the app.
+MIGRATION_LOCK_ID = 0x6167_656E_7475_69
+
+
+@dataclass(frozen=True)
+class DatabaseHealth:
+    ok: bool
+    backend: str
+    latency_ms: float | None
+    error: str | None = None
+
+
+class Database:
+    """Owns the engine. Services open a unit of work with :meth:`transaction` and commit by leaving it."""
+
+    def __init__(self, url: str, settings: DatabaseSettings) -> None:
+        self.url = url
+        self._settings = settings
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._start_lock = asyncio.Lock()
+        self._stopped = False
+
+    @property
+    def backend(self) -> str:
+        return make_url(self.url).get_backend_name()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("database not started")
+        return self._engine
+
+    async def start(self) -> None:
+        """Create the engine and bring the schema to the newest migration. Idempotent and safe to race."""
+        async with self._start_lock:
+            if self._sessions is not None:
+                return
+            if self._stopped:
+                raise RuntimeError("database was stopped")
+            engine = self._create_engine()
+            try:
+                self._engine = engine
+                await self.migrate()
+            except BaseException:
+                self._engine = None
+                await engine.dispose()
+                raise
+            self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        async with self._start_lock:
+            if self._engine is not None:
+                await self._engine.dispose()
+            self._engine = None
+            self._sessions = None
+
+    def _create_engine(self) -> AsyncEngine:
+        url = make_url(self.url)
+        kwargs: dict[str, Any] = {"echo": self._settings.echo}
+        if url.get_backend_name() == "sqlite":
+            if url.database and url.database != ":memory:":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url, **kwargs)
+            _configure_sqlite(engine, self._settings.sqlite_busy_timeout_ms)
+            return engine
+        kwargs |= {"pool_size": self._settings.pool_size, "pool_pre_ping": True}
+        return create_async_engine(url, **kwargs)
+
+    @asynccontextmanager
+    async def transaction(self, *, exclusive: str | None = None) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction, committed on exit and rolled back on error.
+
+        ``exclusive`` names a critical section: writers with the same name never interleave
+        (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on PostgreSQL).
+        """
+        if self._sessions is None:
+            await self.start()
+        assert self._sessions is not None
+        async with self._sessions() as session, session.begin():
+            if exclusive is None:
+                yield session
+                return
+            if self.backend == "sqlite":
+                await session.connection(execution_options={"sqlite_begin_immediate": True})
+            else:
+                await session.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(exclusive)}
+                )
+            yield session
+
+    async def migrate(self) -> None:
+        """Upgrade to head. On PostgreSQL under an advisory lock, so instances starting together do not race."""
+        from alembic import command
+
+        config = alembic_config()
+
+        def upgrade(connection: sa.Connection) -> None:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+        async with self.engine.connect() as connection:
+            if self.backend == "postgresql":
+                await connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_ID})
+            try:
+                await connection.run_sync(upgrade)
+                await connection.commit()
+            finally:
+                if self.backend == "postgresql":
+                    await connection.execute(
+                        sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_ID}
+                    )
+                    await connection.commit()
+
+    async def health(self, timeout_s: float = 2.0) -> DatabaseHealth:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_s), self.engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - health reports any failure as state, never raises
+            return DatabaseHealth(False, self.backend, None, type(exc).__name__)
+        return DatabaseHealth(True, self.backend, round((time.perf_counter() - started) * 1000, 2))
+
+
+def alembic_config() -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    """WAL, a busy timeout, foreign keys, and our own BEGIN so that BEGIN IMMEDIATE is possible."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver must not emit its own BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_begin_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
