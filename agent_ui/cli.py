@@ -31,13 +31,14 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "migrate":
         from services.db import Database
 
+        db = Database(settings.resolved_database_url(), settings.db)
+
         async def migrate() -> None:
-            db = Database(settings.resolved_database_url(), settings.db)
             await db.start()
             await db.stop()
 
         asyncio.run(migrate())
-        print(f"schema is up to date ({settings.resolved_database_url().split('://')[0]})")
+        print(f"schema is up to date ({db.backend})")
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def add_api_fallback(app: FastAPI) -> None:
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
     @app.api_route(API_PREFIX + "/{path:path}", methods=methods, include_in_schema=False)
-    async def api_fallback(request: Request, path: str) -> JSONResponse:  # noqa: ARG001
+    async def api_fallback(request: Request, path: str) -> JSONResponse:
         routes = [
             route
             for route in app.router.routes
@@ -135,7 +135,10 @@ def add_api_fallback(app: FastAPI) -> None:
         }
         if allowed:
             return error_response(
-                405, "method_not_allowed", f"{request.method} is not allowed here",
-                {"allowed": sorted(allowed)}, {"Allow": ", ".join(sorted(allowed))},
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here",
+                {"allowed": sorted(allowed)},
+                {"Allow": ", ".join(sorted(allowed))},
             )
         return error_response(404, "not_found", f"no API endpoint at {request.url.path}")

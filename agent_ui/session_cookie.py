@@ -8,9 +8,7 @@ from agent_ui.deps import SESSION_COOKIE
 
 
 def set_session_cookie(response: Response, token: str, *, max_age: int, secure: bool) -> None:
-    response.set_cookie(
-        SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/"
-    )
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/")
 
 
 def clear_session_cookie(response: Response, *, secure: bool) -> None:

@@ -50,8 +50,6 @@ def build_services(settings: Settings, secret: bytes) -> Services:
         db=db,
         auth=AuthService(db=db, digester=digester, settings=settings.auth),
         api_keys=ApiKeyService(db=db, digester=digester),
-        agent_config=AgentConfigService(
-            version=current_version, registration_open=settings.auth.allow_registration
-        ),
+        agent_config=AgentConfigService(version=current_version, registration_open=settings.auth.allow_registration),
         health=HealthService(db=db, version=current_version, started_at=time.monotonic()),
     )

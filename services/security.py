@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-SECRET_FILE_NAME = "secret_key"
+SECRET_FILE_NAME = "secret_key"  # noqa: S105 (a file name)
 
 
 def load_or_create_secret(configured: SecretStr | None, data_dir: Path) -> bytes:

@@ -59,13 +59,5 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
 
     def resolved_database_url(self) -> str:
-        """The SQLAlchemy async URL: DATABASE_URL normalised to an async driver, or SQLite in the data dir."""
-        if not self.database_url:
-            return f"sqlite+aiosqlite:///{self.data_dir / 'agent-ui.db'}"
-        url = self.database_url
-        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
-            if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix):]
-        if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
-            return "sqlite+aiosqlite://" + url[len("sqlite://"):]
-        return url
+        """DATABASE_URL as given, or the SQLite file in the data dir."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'agent-ui.db'}"

@@ -33,12 +33,18 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
             "text-sm text-grey-7"
         )
         with ui.row().classes("items-end gap-3 w-full"):
-            name = ui.input("Key name", placeholder="e.g. laptop script").props("outlined dense").classes(
-                "grow"
-            ).mark("key-name")
-            expiry = ui.select(list(EXPIRY_CHOICES), value="Never", label="Expires").props(
-                "outlined dense"
-            ).classes("w-36").mark("key-expiry")
+            name = (
+                ui.input("Key name", placeholder="e.g. laptop script")
+                .props("outlined dense")
+                .classes("grow")
+                .mark("key-name")
+            )
+            expiry = (
+                ui.select(list(EXPIRY_CHOICES), value="Never", label="Expires")
+                .props("outlined dense")
+                .classes("w-36")
+                .mark("key-expiry")
+            )
             create_button = ui.button("Create key", icon="add").mark("create-key")
 
         @ui.refreshable
@@ -59,12 +65,12 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
                         f"  ·  last used {_when(key.last_used_at)}  ·  expires {_when(key.expires_at)}"
                     ).classes("text-xs text-grey-7 font-mono")
                 ui.badge("active" if key.is_active else "inactive", color="positive" if key.is_active else "grey")
-                ui.switch(
-                    value=key.is_active, on_change=lambda e, k=key: set_active(k, bool(e.value))
-                ).tooltip("Active").mark(f"toggle-{key.id}")
+                ui.switch(value=key.is_active, on_change=lambda e, k=key: set_active(k, bool(e.value))).tooltip(
+                    "Active"
+                ).mark(f"toggle-{key.id}")
                 ui.button(icon="delete", on_click=lambda k=key: confirm_revoke(k)).props(
                     "flat round color=negative"
-                ).tooltip("Revoke").mark(f"revoke-{key.id}")
+                ).tooltip("Revoke").mark("revoke-key", f"revoke-{key.id}")
 
         async def set_active(key: ApiKeyRead, active: bool) -> None:
             try:
@@ -108,9 +114,7 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
         async def create() -> None:
             delta = EXPIRY_CHOICES.get(expiry.value or "Never")
             try:
-                request = ApiKeyCreate(
-                    name=name.value or "", expires_at=(utcnow() + delta) if delta else None
-                )
+                request = ApiKeyCreate(name=name.value or "", expires_at=(utcnow() + delta) if delta else None)
                 created = await services.api_keys.create(principal, request)
             except DomainError as exc:
                 ui.notify(exc.message, type="negative")

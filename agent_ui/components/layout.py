@@ -45,26 +45,27 @@ def frame(principal: Principal, *, title: str, active: str, on_sign_out: Callabl
         ui.button(icon="dark_mode", on_click=toggle_dark).props("flat round color=white").tooltip(
             "Toggle dark mode"
         ).mark("dark-toggle")
-        with ui.button(icon="account_circle").props("flat round color=white").mark("user-menu"):
-            with ui.menu():
-                ui.menu_item(principal.user.email).props("disable")
-                ui.menu_item(f"Role: {principal.user.role}").props("disable")
-                ui.separator()
-                ui.menu_item("Settings", on_click=lambda: ui.navigate.to("/settings"))
-                ui.menu_item("Sign out", on_click=on_sign_out).mark("sign-out")
+        with ui.button(icon="account_circle").props("flat round color=white").mark("user-menu"), ui.menu():
+            ui.menu_item(principal.user.email).props("disable")
+            ui.menu_item(f"Role: {principal.user.role}").props("disable")
+            ui.separator()
+            ui.menu_item("Settings", on_click=lambda: ui.navigate.to("/settings"))
+            ui.menu_item("Sign out", on_click=on_sign_out).mark("sign-out")
 
     with ui.left_drawer(bordered=True).props("show-if-above width=220") as drawer:
         for item in NAVIGATION:
             if item.admin_only and not principal.is_admin:
                 continue
             selected = item.path == active
-            with ui.link(target=item.path).classes("no-underline w-full").mark(f"nav-{item.label.lower()}"):
-                with ui.row().classes(
-                    "items-center gap-3 px-3 py-2 rounded w-full "
-                    + ("bg-primary text-white" if selected else "text-grey-8 dark:text-grey-4")
-                ):
-                    ui.icon(item.icon)
-                    ui.label(item.label)
+            row_classes = "items-center gap-3 px-3 py-2 rounded w-full " + (
+                "bg-primary text-white" if selected else "text-grey-8 dark:text-grey-4"
+            )
+            with (
+                ui.link(target=item.path).classes("no-underline w-full").mark(f"nav-{item.label.lower()}"),
+                ui.row().classes(row_classes),
+            ):
+                ui.icon(item.icon)
+                ui.label(item.label)
     drawer_button.on_click(drawer.toggle)
 
     with ui.column().classes("w-full max-w-5xl mx-auto p-4 gap-4"):

@@ -18,7 +18,7 @@ from services.errors import DomainError
 
 def register(services: Services) -> None:
     @app.get("/auth/handoff", include_in_schema=False)
-    async def handoff(request: Request, ticket: str = "", next: str = "/") -> Response:  # noqa: A002
+    async def handoff(request: Request, ticket: str = "", next: str = "/") -> Response:
         try:
             token = await services.auth.redeem_login_ticket(ticket, user_agent=request.headers.get("user-agent"))
         except DomainError:
@@ -37,7 +37,7 @@ def register(services: Services) -> None:
         ui.navigate.to("/auth/handoff?" + urlencode({"ticket": ticket, "next": next_path}))
 
     @ui.page("/login", title="Sign in · agent-ui")
-    async def login_page(request: Request, next: str = "/", expired: str = "") -> Response | None:  # noqa: A002
+    async def login_page(request: Request, next: str = "/", expired: str = "") -> Response | None:
         if await signed_in(request, services):
             return RedirectResponse(safe_next(next), status_code=303)
         with auth_card("Sign in"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from fastapi import Request
 from fastapi.responses import Response
 from nicegui import ui
@@ -11,7 +10,6 @@ from agent_ui.components.api_keys import api_keys_section
 from agent_ui.components.layout import frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from services.container import Services
-
 
 
 def register(services: Services) -> None:

@@ -23,7 +23,9 @@ class ApiKeyService:
         self._digester = digester
         self._clock = clock
 
-    async def create(self, principal: Principal, request: ApiKeyCreate, *, sandbox_id: str | None = None) -> ApiKeyCreated:
+    async def create(
+        self, principal: Principal, request: ApiKeyCreate, *, sandbox_id: str | None = None
+    ) -> ApiKeyCreated:
         """Mint a key. A key may only mint keys with scopes it holds itself."""
         now = self._clock()
         if request.expires_at is not None and request.expires_at <= now:

@@ -25,9 +25,7 @@ async def count_users(session: AsyncSession) -> int:
 
 async def count_active_admins(session: AsyncSession) -> int:
     statement = (
-        select(sa.func.count())
-        .select_from(User)
-        .where(User.role == Role.ADMIN, col(User.is_disabled).is_(False))
+        select(sa.func.count()).select_from(User).where(User.role == Role.ADMIN, col(User.is_disabled).is_(False))
     )
     return (await session.exec(statement)).one()
 
@@ -45,9 +43,7 @@ async def api_key_with_user(session: AsyncSession, digest: str) -> tuple[ApiKey,
 
 
 async def owned_api_key(session: AsyncSession, user_id: str, key_id: str) -> ApiKey | None:
-    statement = select(ApiKey).where(
-        ApiKey.id == key_id, ApiKey.user_id == user_id, col(ApiKey.revoked_at).is_(None)
-    )
+    statement = select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id, col(ApiKey.revoked_at).is_(None))
     return (await session.exec(statement)).first()
 
 

@@ -101,8 +101,10 @@ class AuthService:
             user = await repo.user_by_id(session, user_id)
             if user is None:
                 raise NotFoundError("user not found")
-            losing_admin = user.role == Role.ADMIN and not user.is_disabled and (
-                update.role == Role.USER or update.disabled is True
+            losing_admin = (
+                user.role == Role.ADMIN
+                and not user.is_disabled
+                and (update.role == Role.USER or update.disabled is True)
             )
             if losing_admin and await repo.count_active_admins(session) <= 1:
                 raise ConflictError("the last active admin cannot be demoted or disabled", code="last_admin")

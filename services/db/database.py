@@ -39,7 +39,7 @@ class Database:
     """Owns the engine. Services open a unit of work with :meth:`transaction` and commit by leaving it."""
 
     def __init__(self, url: str, settings: DatabaseSettings) -> None:
-        self.url = url
+        self.url = async_url(url)
         self._settings = settings
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
@@ -110,9 +110,8 @@ class Database:
             if self.backend == "sqlite":
                 await session.connection(execution_options={"sqlite_begin_immediate": True})
             else:
-                await session.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(exclusive)}
-                )
+                connection = await session.connection()
+                await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(exclusive)})
             yield session
 
     async def migrate(self) -> None:
@@ -133,9 +132,7 @@ class Database:
                 await connection.commit()
             finally:
                 if self.backend == "postgresql":
-                    await connection.execute(
-                        sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_ID}
-                    )
+                    await connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_ID})
                     await connection.commit()
 
     async def health(self, timeout_s: float = 2.0) -> DatabaseHealth:
@@ -143,9 +140,19 @@ class Database:
         try:
             async with asyncio.timeout(timeout_s), self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - health reports any failure as state, never raises
+        except Exception as exc:
             return DatabaseHealth(False, self.backend, None, type(exc).__name__)
         return DatabaseHealth(True, self.backend, round((time.perf_counter() - started) * 1000, 2))
+
+
+def async_url(url: str) -> str:
+    """Any usual spelling of a database URL, pointed at the async driver we ship (asyncpg, aiosqlite)."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
 
 
 def alembic_config() -> Any:

@@ -39,7 +39,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 async def keyset_page(
     session: AsyncSession,
-    statement: sa.Select[Any],
+    statement: Any,
     *,
     created_at: Any,
     row_id: Any,
@@ -54,7 +54,7 @@ async def keyset_page(
             sa.or_(created_at < after_created, sa.and_(created_at == after_created, row_id < after_id))
         )
     statement = statement.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
-    rows = list((await session.execute(statement)).scalars())
+    rows = list((await session.exec(statement)).all())
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]

@@ -25,9 +25,10 @@ def run_with_connection(connection: Connection) -> None:
 
 
 async def run_from_settings() -> None:
+    from services.db.database import async_url
     from services.settings import Settings
 
-    engine = create_async_engine(Settings().resolved_database_url())
+    engine = create_async_engine(async_url(Settings().resolved_database_url()))
     async with engine.connect() as connection:
         await connection.run_sync(run_with_connection)
         await connection.commit()

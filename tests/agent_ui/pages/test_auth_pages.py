@@ -1,0 +1,93 @@
+"""Pages through the NiceGUI `user` fixture: no browser, the real app built from main.py."""
+
+from __future__ import annotations
+
+from nicegui.testing import User
+
+PASSWORD = "correct horse battery"
+
+
+async def register_in_ui(user: User, email: str, password: str = PASSWORD) -> None:
+    await user.open("/register")
+    user.find(marker="email").type(email)
+    user.find(marker="password").type(password)
+    user.find(marker="confirm").type(password)
+    user.find(marker="submit").click()
+
+
+async def test_signed_out_visitors_are_sent_to_login(ui_env: str, user: User) -> None:
+    for path in ["/", "/settings", "/sandboxes", "/admin/users"]:
+        await user.open(path)
+        await user.should_see("Sign in")
+        await user.should_see(marker="submit")
+
+
+async def test_register_signs_in_and_shows_the_shell(ui_env: str, user: User) -> None:
+    await register_in_ui(user, "first@example.com")
+    await user.should_see("Agent chat is coming")
+    for marker in ["nav-chat", "nav-generate", "nav-sandboxes", "nav-resources", "nav-settings", "nav-users"]:
+        await user.should_see(marker=marker)
+    await user.open("/settings")
+    await user.should_see("first@example.com · admin")
+
+
+async def test_wrong_password_shows_an_error_and_stays_signed_out(ui_env: str, user: User) -> None:
+    await register_in_ui(user, "a@example.com")
+    await user.should_see("Agent chat is coming")
+    user.http_client.cookies.clear()
+    await user.open("/login")
+    user.find(marker="email").type("a@example.com")
+    user.find(marker="password").type("wrong password")
+    user.find(marker="submit").click()
+    await user.should_see("wrong email or password")
+    await user.open("/settings")
+    await user.should_see(marker="submit")  # still the login form
+
+
+async def test_register_refuses_mismatched_and_short_passwords(ui_env: str, user: User) -> None:
+    await user.open("/register")
+    user.find(marker="email").type("a@example.com")
+    user.find(marker="password").type("short")
+    user.find(marker="confirm").type("short")
+    user.find(marker="submit").click()
+    await user.should_see("Password: must be 8 to 256 characters long")
+    user.find(marker="confirm").type("-different")
+    user.find(marker="submit").click()
+    await user.should_see("The passwords differ.")
+
+
+async def test_settings_creates_a_key_shown_once_then_lists_and_revokes_it(ui_env: str, user: User) -> None:
+    await register_in_ui(user, "a@example.com")
+    await user.should_see("Agent chat is coming")
+    await user.open("/settings")
+    await user.should_see(marker="no-keys")
+    user.find(marker="key-name").type("my script")
+    user.find(marker="create-key").click()
+    await user.should_see("Copy it now")
+    shown = user.find(marker="new-key").elements.pop()
+    key = shown.content.strip().strip("`").strip()  # type: ignore[attr-defined]
+    assert "sk_" in key
+    user.find(marker="close-key").click()
+    await user.should_see("my script")
+
+    await user.open("/settings")  # reload: the key is listed, its secret is not shown again
+    await user.should_see("my script")
+    await user.should_not_see(key.split("sk_")[1][:20])
+    assert len(user.find(marker="revoke-key").elements) == 1
+    user.find(marker="revoke-key").click()
+    user.find(marker="confirm-revoke").click()
+    await user.should_see(marker="no-keys")
+
+
+async def test_users_page_is_for_admins_only(ui_env: str, user: User) -> None:
+    await register_in_ui(user, "admin@example.com")
+    await user.should_see("Agent chat is coming")
+    await user.open("/admin/users")
+    await user.should_see("admin@example.com  (you)")
+
+    user.http_client.cookies.clear()
+    await register_in_ui(user, "plain@example.com")
+    await user.should_see("Agent chat is coming")
+    await user.should_not_see(marker="nav-users")
+    await user.open("/admin/users")
+    await user.should_see("Agent chat is coming")  # sent home

@@ -1,0 +1,148 @@
+"""Shared fixtures: a database per test on SQLite and on PostgreSQL, the app, an HTTP client, user factories."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from nicegui.testing.general import nicegui_reset_globals
+
+from services.settings import Settings
+
+# The PostgreSQL server every run uses; a throwaway database is created on it per run.
+PG_ADMIN_URL = os.environ.get("AGENT_UI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_SECRET = "test-secret-" + "x" * 40
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+def _pg_url(database: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this run, dropped at the end."""
+    name = f"agent_ui_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    def run(sql: str) -> None:
+        # Its own thread and loop: this fixture may be first requested from inside a running test loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, admin(sql)).result()
+
+    run(f'CREATE DATABASE "{name}"')
+    yield _pg_url(name)
+    run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _truncate_all(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        tables = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+            await connection.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Every database-touching test runs on both backends: a fresh SQLite file, or the run's PostgreSQL emptied."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'agent-ui.db'}"
+        return
+    url = request.getfixturevalue("pg_database")
+    yield url
+    await _truncate_all(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        auth={"api_key_last_used_interval_s": 60},
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The whole app (REST and UI) started through its real lifespan."""
+    from main import create_app
+
+    with nicegui_reset_globals():
+        application = create_app(settings)
+        async with application.router.lifespan_context(application):
+            yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as http:
+        yield http
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def make_account(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
+    """Register and log in a new user over the API; the first one of a test is the admin."""
+
+    async def make(email: str | None = None, password: str = DEFAULT_PASSWORD) -> Account:
+        email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
+        created = await client.post("/api/v1/auth/register", json={"email": email, "password": password})
+        assert created.status_code == 201, created.text
+        login = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200, login.text
+        client.cookies.clear()  # each account speaks with its Bearer token only
+        return Account(created.json()["id"], email, password, login.json()["access_token"])
+
+    return make
+
+
+@pytest.fixture
+def ui_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
+    """Environment for the NiceGUI `user` fixture, which builds the app from main.py (request it before `user`)."""
+    monkeypatch.setenv("AGENT_UI_DATA_DIR", str(tmp_path / "ui-data"))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AGENT_UI_SECRET_KEY", TEST_SECRET)
+    return database_url
+
+
+@pytest.fixture
+def live_url(tmp_path: Path) -> Iterator[str]:
+    """The app served by a real uvicorn process (SQLite in a temporary data dir)."""
+    from tests.live_server import live_server
+
+    with live_server(tmp_path / "live-data") as url:
+        yield url

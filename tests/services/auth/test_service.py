@@ -1,0 +1,89 @@
+"""AuthService against a real database: concurrency, tickets, expiry (time is injected, not waited for)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.auth import AuthService
+from services.auth.schemas import RegisterRequest
+from services.auth.tokens import TokenDigester
+from services.db import Database
+from services.errors import AuthenticationError
+from services.settings import AuthSettings, DatabaseSettings
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, DatabaseSettings())
+    await database.start()
+    yield database
+    await database.stop()
+
+
+def make_service(db: Database, clock: FakeClock, **settings: object) -> AuthService:
+    return AuthService(db=db, digester=TokenDigester(b"k" * 32), settings=AuthSettings(**settings), clock=clock)
+
+
+async def test_concurrent_registrations_make_exactly_one_admin(db: Database) -> None:
+    service = make_service(db, FakeClock())
+    users = await asyncio.gather(
+        *(service.register(RegisterRequest(email=f"u{i}@example.com", password="password-123")) for i in range(8))
+    )
+    assert sorted(user.role for user in users) == ["admin"] + ["user"] * 7
+
+
+async def test_a_login_ticket_works_once_and_expires(db: Database) -> None:
+    clock = FakeClock()
+    service = make_service(db, clock, login_ticket_ttl_s=30)
+    user = await service.register(RegisterRequest(email="a@example.com", password="password-123"))
+
+    ticket = await service.issue_login_ticket(user.id)
+    token = await service.redeem_login_ticket(ticket)
+    assert (await service.authenticate(token)).user.id == user.id
+    with pytest.raises(AuthenticationError):
+        await service.redeem_login_ticket(ticket)
+
+    late = await service.issue_login_ticket(user.id)
+    clock.now += timedelta(seconds=31)
+    with pytest.raises(AuthenticationError):
+        await service.redeem_login_ticket(late)
+
+
+async def test_sessions_expire_and_are_purged(db: Database) -> None:
+    clock = FakeClock()
+    service = make_service(db, clock, session_ttl_hours=1)
+    user = await service.register(RegisterRequest(email="a@example.com", password="password-123"))
+    token = await service.start_session(user.id)
+    clock.now += timedelta(minutes=59)
+    assert (await service.authenticate(token)).via == "session"
+    clock.now += timedelta(minutes=2)
+    with pytest.raises(AuthenticationError) as expired:
+        await service.authenticate(token)
+    assert expired.value.code == "session_expired"
+    await service.purge_expired()
+    with pytest.raises(AuthenticationError) as gone:
+        await service.authenticate(token)
+    assert gone.value.code == "invalid_session"
+
+
+async def test_closed_registration_admits_only_the_first_user(db: Database) -> None:
+    service = make_service(db, FakeClock(), allow_registration=False)
+    first = await service.register(RegisterRequest(email="a@example.com", password="password-123"))
+    assert first.role == "admin"
+    with pytest.raises(Exception) as refused:
+        await service.register(RegisterRequest(email="b@example.com", password="password-123"))
+    assert getattr(refused.value, "code", None) == "registration_closed"

@@ -1,0 +1,77 @@
+"""Migrations: an empty database gets the schema, a second start changes nothing, models and migrations agree."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from services.db import Database
+from services.db.database import alembic_config
+from services.db.metadata import metadata
+from services.settings import DatabaseSettings
+
+EXPECTED_TABLES = {"users", "auth_sessions", "auth_login_tickets", "agent_api_keys", "alembic_version"}
+
+
+async def _state(db: Database) -> tuple[set[str], str | None]:
+    async with db.engine.connect() as connection:
+        tables = await connection.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
+        version = (await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
+    return tables, version
+
+
+async def test_empty_database_gets_the_schema_and_a_second_start_is_a_no_op(database_url: str) -> None:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    first = Database(database_url, DatabaseSettings())
+    await first.start()
+    tables, version = await _state(first)
+    assert tables >= EXPECTED_TABLES
+    assert version == head
+    async with first.transaction() as session:
+        await (await session.connection()).execute(
+            sa.text(
+                "INSERT INTO users (id, email, password_hash, role, is_disabled, created_at, updated_at) "
+                "VALUES ('usr_1', 'a@b.io', 'x', 'user', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    await first.stop()
+
+    second = Database(database_url, DatabaseSettings())
+    await second.start()
+    assert await _state(second) == (tables, version)
+    async with second.engine.connect() as connection:
+        assert (await connection.execute(sa.text("SELECT count(*) FROM users"))).scalar() == 1
+    await second.stop()
+
+
+async def test_models_and_migrations_agree(database_url: str) -> None:
+    db = Database(database_url, DatabaseSettings())
+    await db.start()
+    async with db.engine.connect() as connection:
+        diff = await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), metadata)
+        )
+    await db.stop()
+    assert diff == []
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", DatabaseSettings(sqlite_busy_timeout_ms=4321))
+    await db.start()
+    async with db.engine.connect() as connection:
+        assert (await connection.execute(sa.text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await connection.execute(sa.text("PRAGMA busy_timeout"))).scalar() == 4321
+    await db.stop()
+
+
+async def test_json_columns_are_jsonb_on_postgresql(database_url: str) -> None:
+    db = Database(database_url, DatabaseSettings())
+    await db.start()
+    async with db.engine.connect() as connection:
+        columns = await connection.run_sync(lambda sync: sa.inspect(sync).get_columns("agent_api_keys"))
+    await db.stop()
+    scopes_type = next(column["type"] for column in columns if column["name"] == "scopes")
+    expected = "JSONB" if database_url.startswith("postgresql") else "JSON"
+    assert type(scopes_type).__name__ == expected
