@@ -144,5 +144,5 @@ def live_url(tmp_path: Path) -> Iterator[str]:
     """The app served by a real uvicorn process (SQLite in a temporary data dir)."""
     from tests.live_server import live_server
 
-    with live_server(tmp_path / "live-data") as url:
-        yield url
+    with live_server(tmp_path / "live-data") as server:
+        yield server.url

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,8 +23,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    pid: int
+
+
 @contextmanager
-def live_server(data_dir: Path, *, database_url: str | None = None, startup_timeout_s: float = 60) -> Iterator[str]:
+def live_server(
+    data_dir: Path, *, database_url: str | None = None, startup_timeout_s: float = 60
+) -> Iterator[LiveServer]:
     port = free_port()
     env = {
         **os.environ,
@@ -58,7 +67,7 @@ def live_server(data_dir: Path, *, database_url: str | None = None, startup_time
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server did not become healthy:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield base_url
+        yield LiveServer(base_url, process.pid)
     finally:
         process.terminate()
         try:

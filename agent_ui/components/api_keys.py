@@ -97,10 +97,10 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
             dialog.open()
 
         def show_once(created: ApiKeyCreated) -> None:
-            with ui.dialog().props("persistent") as dialog, ui.card().classes("gap-3"):
+            with ui.dialog().props("persistent") as dialog, ui.card().classes("gap-3 w-[40rem] max-w-full"):
                 ui.label("Your new API key").classes("text-lg font-medium")
                 ui.label("Copy it now: it will not be shown again.").classes("text-orange-8")
-                ui.code(created.api_key, language="text").classes("w-full").mark("new-key")
+                ui.code(created.api_key, language="text").classes("w-full break-all").mark("new-key")
 
                 async def copy() -> None:
                     await ui.clipboard.write(created.api_key)

@@ -1,0 +1,78 @@
+"""Foundation figures against a real `uvicorn main:app` process on SQLite.
+
+Prints: cold start to a healthy /api/v1/health, request latency (p50/p95) of health, of /auth/me with a
+session token and with an `sk_` key, the key-over-session ratio, and the idle RSS of the server.
+Run: `.venv/bin/python -m bench.foundation` (or `-m bench` for all benchmarks).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.live_server import live_server
+
+REQUESTS = 400
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.95) - 1]
+
+
+def _measure(client: httpx.Client, path: str, headers: dict[str, str]) -> list[float]:
+    for _ in range(20):  # warm-up
+        client.get(path, headers=headers)
+    samples = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        response = client.get(path, headers=headers)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text
+    return samples
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        with live_server(Path(tmp) / "data") as server:
+            cold_start_s = time.perf_counter() - started
+            with httpx.Client(base_url=server.url) as client:
+                account = {"email": "bench@example.com", "password": "correct horse battery"}
+                client.post("/api/v1/auth/register", json=account).raise_for_status()
+                token = client.post("/api/v1/auth/login", json=account).json()["access_token"]
+                client.cookies.clear()
+                session = {"Authorization": f"Bearer {token}"}
+                key = client.post("/api/v1/agent/api-keys", json={"name": "bench"}, headers=session).json()["api_key"]
+                results = {
+                    "GET /api/v1/health": _measure(client, "/api/v1/health", {}),
+                    "GET /api/v1/auth/me (session)": _measure(client, "/api/v1/auth/me", session),
+                    "GET /api/v1/auth/me (sk_ key)": _measure(
+                        client, "/api/v1/auth/me", {"Authorization": f"Bearer {key}"}
+                    ),
+                }
+            rss_mb = _rss_mb(server.pid)
+
+        print(f"cold start to healthy: {cold_start_s * 1000:.0f} ms")
+        for name, samples in results.items():
+            p50, p95 = _percentiles(samples)
+            print(f"{name:<34} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   ({REQUESTS} sequential requests)")
+        session_p50 = _percentiles(results["GET /api/v1/auth/me (session)"])[0]
+        key_p50 = _percentiles(results["GET /api/v1/auth/me (sk_ key)"])[0]
+        print(f"ratio sk_ key / session p50: {key_p50 / session_p50:.2f}")
+        print(f"server RSS after the run: {rss_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
