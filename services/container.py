@@ -9,8 +9,11 @@ from importlib.metadata import PackageNotFoundError, version
 from services.agent_config import AgentConfigService
 from services.auth import ApiKeyService, AuthService
 from services.auth.tokens import TokenDigester
+from services.chat import ChatService, SessionMetricsMeter, ToolRegistry, builtin_tools
 from services.db import Database
 from services.health import HealthService
+from services.llm import LocalModelRunner, ModelRegistry
+from services.runs import RunService
 from services.security import derive_key
 from services.settings import Settings
 
@@ -30,13 +33,24 @@ class Services:
     api_keys: ApiKeyService
     agent_config: AgentConfigService
     health: HealthService
+    models: ModelRegistry
+    tools: ToolRegistry
+    runs: RunService
+    chat: ChatService
 
     async def start(self) -> None:
-        """Open connections and run migrations; called from the app's startup handler."""
+        """Open connections, run migrations, recover from a crash; called from the app's startup handler."""
         await self.db.start()
         await self.auth.purge_expired()
+        if (runner := self.models.local_runner()) is not None:
+            runner.reap_stale()
+        await self.runs.start()
+        await self.chat.recover_interrupted()
 
     async def stop(self) -> None:
+        await self.chat.shutdown()
+        await self.runs.stop()
+        await self.models.close()
         await self.db.stop()
 
 
@@ -45,11 +59,31 @@ def build_services(settings: Settings, secret: bytes) -> Services:
     db = Database(settings.resolved_database_url(), settings.db)
     digester = TokenDigester(derive_key(secret, "token-digest"))
     current_version = app_version()
+    runner = LocalModelRunner(settings.llm.local, run_dir=settings.data_dir / "run")
+    models = ModelRegistry(settings.llm, local_runner=runner)
+    tools = ToolRegistry()
+    for tool in builtin_tools():
+        tools.register(tool)
+    runs = RunService(db=db, flush_interval_s=settings.chat.event_flush_interval_ms / 1000)
+    chat = ChatService(
+        db=db,
+        runs=runs,
+        models=models,
+        tools=tools,
+        meter=SessionMetricsMeter(db=db),
+        settings=settings.chat,
+    )
     return Services(
         settings=settings,
         db=db,
         auth=AuthService(db=db, digester=digester, settings=settings.auth),
         api_keys=ApiKeyService(db=db, digester=digester),
-        agent_config=AgentConfigService(version=current_version, registration_open=settings.auth.allow_registration),
-        health=HealthService(db=db, version=current_version, started_at=time.monotonic()),
+        agent_config=AgentConfigService(
+            version=current_version, registration_open=settings.auth.allow_registration, models=models, tools=tools
+        ),
+        health=HealthService(db=db, models=models, version=current_version, started_at=time.monotonic()),
+        models=models,
+        tools=tools,
+        runs=runs,
+        chat=chat,
     )

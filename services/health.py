@@ -8,8 +8,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from services.db.database import Database
+from services.llm import ModelRegistry
 
-DependencyStatus = Literal["ok", "down", "not_configured", "starting"]
+DependencyStatus = Literal["ok", "down", "not_configured", "starting", "idle"]
 
 
 class DependencyHealth(BaseModel):
@@ -26,10 +27,34 @@ class HealthReport(BaseModel):
 
 
 class HealthService:
-    def __init__(self, *, db: Database, version: str, started_at: float | None = None) -> None:
+    def __init__(self, *, db: Database, models: ModelRegistry, version: str, started_at: float | None = None) -> None:
         self._db = db
+        self._models = models
         self._version = version
         self._started_at = started_at or time.monotonic()
+
+    def _llm(self) -> DependencyHealth:
+        """Configured providers are not probed (that would cost a call); the local model reports its process."""
+        runner = self._models.local_runner()
+        providers = sorted({m.provider for m in self._models.models() if not m.local})
+        if runner is None:
+            if not providers:
+                return DependencyHealth(status="not_configured", detail="no model configured")
+            return DependencyHealth(status="ok", detail="providers: " + ", ".join(providers))
+        state, error = runner.state()
+        detail = (
+            f"local model {runner.spec.id}: "
+            + {
+                "not_started": "starts on first use",
+                "starting": "loading",
+                "ok": "running",
+                "down": error or "down",
+            }[state]
+        )
+        status: DependencyStatus = {"not_started": "idle", "starting": "starting", "ok": "ok", "down": "down"}[state]
+        if providers:
+            detail += "; providers: " + ", ".join(providers)
+        return DependencyHealth(status=status, detail=detail)
 
     async def report(self) -> HealthReport:
         db = await self._db.health()
@@ -39,7 +64,7 @@ class HealthService:
                 detail=db.backend if db.ok else f"{db.backend}: {db.error}",
                 latency_ms=db.latency_ms,
             ),
-            "llm": DependencyHealth(status="not_configured", detail="chat arrives in a later release"),
+            "llm": self._llm(),
             "docker": DependencyHealth(status="not_configured", detail="sandboxes arrive in a later release"),
             "tts": DependencyHealth(status="not_configured", detail="speech arrives in a later release"),
         }

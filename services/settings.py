@@ -40,6 +40,62 @@ class AuthSettings(BaseModel):
     login_ticket_ttl_s: int = Field(default=60, ge=5)
 
 
+def default_model_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "agent-ui" / "models"
+
+
+class ModelSettings(BaseModel):
+    """One model of a provider, with what it costs (credits per 1,000 tokens) and its context window."""
+
+    id: str = Field(min_length=1, max_length=128)
+    price_prompt_per_1k: float = Field(default=0.0, ge=0)
+    price_completion_per_1k: float = Field(default=0.0, ge=0)
+    context_window: int = Field(default=8192, ge=256)
+    max_output_tokens: int = Field(default=1024, ge=1)
+    native_tools: bool = True
+
+
+class ProviderSettings(BaseModel):
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    base_url: str
+    api_key: SecretStr | None = None
+    models: list[ModelSettings] = Field(min_length=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class LocalModelSettings(BaseModel):
+    """The embedded model the app runs itself (llama.cpp through xllamacpp) when enabled."""
+
+    enabled: bool = True
+    model: str = "qwen2.5-coder-0.5b"
+    model_dir: Path = Field(default_factory=default_model_dir)
+    threads: int = Field(default=2, ge=1)
+    context_size: int = Field(default=8192, ge=512)
+    parallel: int = Field(default=2, ge=1)
+    max_output_tokens: int = Field(default=512, ge=1)
+    # Above zero so that metering is visible even for the free local model.
+    price_prompt_per_1k: float = Field(default=0.01, ge=0)
+    price_completion_per_1k: float = Field(default=0.02, ge=0)
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+
+
+class LLMSettings(BaseModel):
+    providers: list[ProviderSettings] = Field(default_factory=list)
+    default_model: str | None = None
+    local: LocalModelSettings = LocalModelSettings()
+
+
+class ChatSettings(BaseModel):
+    max_message_chars: int = Field(default=32_000, ge=1)
+    max_tool_rounds: int = Field(default=4, ge=0, le=20)
+    tool_timeout_s: float = Field(default=30.0, gt=0)
+    event_flush_interval_ms: int = Field(default=75, ge=1)
+    system_prompt: str = "You are a helpful assistant. Answer concisely and use markdown."
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AGENT_UI_",
@@ -57,6 +113,8 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     db: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
+    llm: LLMSettings = LLMSettings()
+    chat: ChatSettings = ChatSettings()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL as given, or the SQLite file in the data dir."""

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from nicegui.testing.general import nicegui_reset_globals
 
 from services.settings import Settings
+from tests.upstream import ScriptedUpstream
 
 # The PostgreSQL server every run uses; a throwaway database is created on it per run.
 PG_ADMIN_URL = os.environ.get("AGENT_UI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -75,13 +76,51 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     await _truncate_all(url)
 
 
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def upstream(upstream_server: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
+    """The scripted OpenAI-compatible upstream, with an empty script and request log for this test."""
+    upstream_server.script.clear()
+    upstream_server.requests.clear()
+    yield upstream_server
+    upstream_server.script.clear()
+
+
+def scripted_llm(upstream: ScriptedUpstream) -> dict:  # type: ignore[type-arg]
+    """Two models on the scripted upstream: one with native tool calls, one routed like the local model."""
+    return {
+        "providers": [
+            {
+                "name": "scripted",
+                "base_url": upstream.base_url,
+                "timeout_s": 10,
+                "models": [
+                    {"id": "scripted", "price_prompt_per_1k": 1.0, "price_completion_per_1k": 2.0,
+                     "context_window": 4096, "max_output_tokens": 256},
+                    {"id": "scripted-router", "price_prompt_per_1k": 0.5, "price_completion_per_1k": 0.5,
+                     "context_window": 4096, "max_output_tokens": 256, "native_tools": False},
+                ],
+            }
+        ],
+        "default_model": "scripted",
+        "local": {"enabled": False},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, upstream: ScriptedUpstream) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
         secret_key=TEST_SECRET,
         auth={"api_key_last_used_interval_s": 60},
+        llm=scripted_llm(upstream),
     )
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from services.auth.scopes import Scope
+from services.chat.tools import ToolRegistry
 from services.db.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from services.llm import ModelInfo, ModelRegistry
 
 
-class ModelInfo(BaseModel):
-    id: str
-    provider: str
-    context_window: int | None = None
-    price_per_1k_prompt: float | None = None
-    price_per_1k_completion: float | None = None
+class ToolInfo(BaseModel):
+    name: str
+    description: str
+    group: str
+    source: str
 
 
 class Capability(BaseModel):
@@ -26,6 +27,7 @@ class AgentConfig(BaseModel):
     models: list[ModelInfo] = Field(default_factory=list)
     default_model: str | None = None
     tool_groups: list[str] = Field(default_factory=list)
+    tools: list[ToolInfo] = Field(default_factory=list)
     capabilities: dict[str, Capability]
     api_key_scopes: list[str]
     registration_open: bool
@@ -36,17 +38,27 @@ PLANNED = "not available in this version yet"
 
 
 class AgentConfigService:
-    def __init__(self, *, version: str, registration_open: bool) -> None:
+    def __init__(self, *, version: str, registration_open: bool, models: ModelRegistry, tools: ToolRegistry) -> None:
         self._version = version
         self._registration_open = registration_open
+        self._models = models
+        self._tools = tools
 
     def describe(self) -> AgentConfig:
         capabilities = {
             name: Capability(enabled=False, detail=PLANNED)
-            for name in ("chat", "generation", "sandboxes", "mcp", "rag", "tts", "credits")
+            for name in ("generation", "sandboxes", "mcp", "rag", "tts", "credits")
         }
+        capabilities["chat"] = Capability(enabled=bool(self._models.models()), detail=None)
         return AgentConfig(
             version=self._version,
+            models=self._models.models(),
+            default_model=self._models.default_model,
+            tool_groups=self._tools.groups(),
+            tools=[
+                ToolInfo(name=t.name, description=t.description, group=t.group.value, source=t.source)
+                for t in self._tools.tools.values()
+            ],
             capabilities=capabilities,
             api_key_scopes=[scope.value for scope in Scope],
             registration_open=self._registration_open,

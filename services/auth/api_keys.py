@@ -51,14 +51,14 @@ class ApiKeyService:
 
     async def list(self, user_id: str, *, limit: int, cursor: str | None) -> Page[ApiKeyRead]:
         statement = select(ApiKey).where(ApiKey.user_id == user_id, col(ApiKey.revoked_at).is_(None))
-        async with self._db.transaction() as session:
+        async with self._db.transaction(readonly=True) as session:
             rows, next_cursor = await keyset_page(
                 session, statement, created_at=ApiKey.created_at, row_id=ApiKey.id, limit=limit, cursor=cursor
             )
         return Page(items=[ApiKeyRead.model_validate(row) for row in rows], next_cursor=next_cursor)
 
     async def get(self, user_id: str, key_id: str) -> ApiKeyRead:
-        async with self._db.transaction() as session:
+        async with self._db.transaction(readonly=True) as session:
             key = await self._owned(session, user_id, key_id)
         return ApiKeyRead.model_validate(key)
 

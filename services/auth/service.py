@@ -73,7 +73,7 @@ class AuthService:
         return UserRead.model_validate(user)
 
     async def verify_credentials(self, email: str, password: str) -> UserRead:
-        async with self._db.transaction() as session:
+        async with self._db.transaction(readonly=True) as session:
             user = await repo.user_by_email(session, email)
         if not await self._passwords.verify(user.password_hash if user else None, password) or user is None:
             raise AuthenticationError("wrong email or password", code="invalid_credentials")
@@ -82,14 +82,14 @@ class AuthService:
         return UserRead.model_validate(user)
 
     async def get_user(self, user_id: str) -> UserRead:
-        async with self._db.transaction() as session:
+        async with self._db.transaction(readonly=True) as session:
             user = await repo.user_by_id(session, user_id)
         if user is None:
             raise NotFoundError("user not found")
         return UserRead.model_validate(user)
 
     async def list_users(self, *, limit: int, cursor: str | None) -> Page[UserRead]:
-        async with self._db.transaction() as session:
+        async with self._db.transaction(readonly=True) as session:
             rows, next_cursor = await keyset_page(
                 session, select(User), created_at=User.created_at, row_id=User.id, limit=limit, cursor=cursor
             )
@@ -184,7 +184,7 @@ class AuthService:
         if is_api_key(token):
             return await self._authenticate_api_key(token)
         now = self._clock()
-        async with self._db.transaction() as session:
+        async with self._db.transaction(readonly=True) as session:
             found = await repo.session_with_user(session, self._digester.digest(token))
         if found is None:
             raise AuthenticationError("session is not valid; sign in again", code="invalid_session")
@@ -197,7 +197,7 @@ class AuthService:
 
     async def _authenticate_api_key(self, token: str) -> Principal:
         now = self._clock()
-        async with self._db.transaction() as session:
+        async with self._db.transaction(readonly=True) as session:
             found = await repo.api_key_with_user(session, self._digester.digest(token))
         if found is None or found[0].revoked_at is not None:
             raise AuthenticationError("API key is not valid", code="invalid_api_key")

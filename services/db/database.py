@@ -94,22 +94,23 @@ class Database:
         return create_async_engine(url, **kwargs)
 
     @asynccontextmanager
-    async def transaction(self, *, exclusive: str | None = None) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, exclusive: str | None = None, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction, committed on exit and rolled back on error.
 
-        ``exclusive`` names a critical section: writers with the same name never interleave
-        (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on PostgreSQL).
+        On SQLite every writing transaction starts with ``BEGIN IMMEDIATE``: a deferred one that reads
+        and then writes fails at once with "database is locked" when another writer got in between, and
+        the busy timeout cannot help it. Pass ``readonly=True`` for pure reads, which then never wait.
+        ``exclusive`` names a critical section on PostgreSQL (a transaction-scoped advisory lock), so
+        writers of the same name never interleave; on SQLite writers never interleave anyway.
         """
         if self._sessions is None:
             await self.start()
         assert self._sessions is not None
         async with self._sessions() as session, session.begin():
-            if exclusive is None:
-                yield session
-                return
             if self.backend == "sqlite":
-                await session.connection(execution_options={"sqlite_begin_immediate": True})
-            else:
+                if not readonly:
+                    await session.connection(execution_options={"sqlite_begin_immediate": True})
+            elif exclusive is not None:
                 connection = await session.connection()
                 await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(exclusive)})
             yield session

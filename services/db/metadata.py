@@ -2,6 +2,8 @@
 
 from sqlmodel import SQLModel
 
-import services.auth.models  # noqa: F401  (registers tables)
+import services.auth.models
+import services.chat.models
+import services.runs.models  # noqa: F401
 
 metadata = SQLModel.metadata

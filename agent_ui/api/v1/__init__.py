@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agent_ui.api.v1 import admin, api_keys, auth, config, health
+from agent_ui.api.v1 import admin, api_keys, auth, chat, config, health
 
 
 def build_api_router() -> APIRouter:
     agent = APIRouter(prefix="/agent")
     agent.include_router(api_keys.router)
     agent.include_router(config.router)
+    agent.include_router(chat.router)
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)

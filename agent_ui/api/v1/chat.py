@@ -1,0 +1,94 @@
+"""Streaming chat (SSE), stop and resume of runs, and the user's chat sessions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Header, Query, Response, status
+from sse_starlette import EventSourceResponse
+
+from agent_ui.deps import CurrentPrincipal, PageDep, RequireScope, ServicesDep, api_router
+from agent_ui.errors import ErrorEnvelope
+from agent_ui.sse import event_stream, last_event_id
+from services.auth import Scope
+from services.chat.schemas import ChatStreamRequest, RunRead, SessionDetail, SessionRead, SessionUpdate
+from services.db import Page
+
+router = api_router(
+    prefix="/chat",
+    tags=["chat"],
+    guard=RequireScope(Scope.CHAT),
+    responses={401: {"model": ErrorEnvelope}, 403: {"model": ErrorEnvelope}},
+)
+NOT_FOUND = {404: {"model": ErrorEnvelope}}
+SSE = {"content": {"text/event-stream": {}}, "description": "Server-Sent Events (see docs/events.md)"}
+
+
+@router.post(
+    "/stream",
+    response_class=EventSourceResponse,
+    responses={200: SSE, 404: {"model": ErrorEnvelope}, 409: {"model": ErrorEnvelope}, 503: {"model": ErrorEnvelope}},
+)
+async def chat_stream(
+    body: ChatStreamRequest, principal: CurrentPrincipal, services: ServicesDep
+) -> EventSourceResponse:
+    """Send a message and stream the answer. The run goes on if the client disconnects; resume it from
+    `/chat/runs/{run_id}/events`."""
+    started = await services.chat.start_turn(principal.user.id, body)
+    return event_stream(await services.chat.follow(principal.user.id, started.run_id))
+
+
+@router.post(
+    "/runs/{run_id}/stop", status_code=status.HTTP_202_ACCEPTED, responses={**NOT_FOUND, 409: {"model": ErrorEnvelope}}
+)
+async def stop_run(run_id: str, principal: CurrentPrincipal, services: ServicesDep) -> RunRead:
+    """Stop a running turn: the partial answer is kept and the stream ends with `done` (`cancelled`)."""
+    return await services.chat.stop(principal.user.id, run_id)
+
+
+@router.get("/runs/{run_id}", responses=NOT_FOUND)
+async def get_run(run_id: str, principal: CurrentPrincipal, services: ServicesDep) -> RunRead:
+    return await services.chat.get_run(principal.user.id, run_id)
+
+
+@router.get("/runs/{run_id}/events", response_class=EventSourceResponse, responses={200: SSE, **NOT_FOUND})
+async def run_events(
+    run_id: str,
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> EventSourceResponse:
+    """Replay a run's events after `Last-Event-ID` (or `?after=`), then follow it live until it ends."""
+    return event_stream(await services.chat.follow(principal.user.id, run_id, last_event_id(last_event, after)))
+
+
+@router.get("/sessions")
+async def list_sessions(
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=200, description="search in titles")] = None,
+) -> Page[SessionRead]:
+    return await services.chat.list_sessions(principal.user.id, limit=page.limit, cursor=page.cursor, query=q)
+
+
+@router.get("/sessions/{session_id}", responses=NOT_FOUND)
+async def get_session(session_id: str, principal: CurrentPrincipal, services: ServicesDep) -> SessionDetail:
+    """The session with all its messages (every branch; follow `parent_id`)."""
+    return await services.chat.get_session(principal.user.id, session_id)
+
+
+@router.patch("/sessions/{session_id}", responses=NOT_FOUND)
+async def update_session(
+    session_id: str, body: SessionUpdate, principal: CurrentPrincipal, services: ServicesDep
+) -> SessionRead:
+    """Rename, or change the model or system prompt for the next turns."""
+    return await services.chat.update_session(principal.user.id, session_id, body)
+
+
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+async def delete_session(session_id: str, principal: CurrentPrincipal, services: ServicesDep) -> Response:
+    """Delete the session and its messages; its usage metrics stay."""
+    await services.chat.delete_session(principal.user.id, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,81 @@
+"""What each model call costs. The chat loop reports every call here; the credits service will back it with balances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from services.chat.models import SessionMetrics
+from services.clock import Clock, utcnow
+from services.db.database import Database
+from services.llm.schemas import ModelInfo
+
+MICRO = 1_000_000
+
+
+def to_credits(micro: int) -> Decimal:
+    return (Decimal(micro) / MICRO).quantize(Decimal("0.000001"))
+
+
+def price_micro(model: ModelInfo, prompt_tokens: int, completion_tokens: int) -> int:
+    """Micro-credits for one call, rounded half up to whole micro-credits."""
+    exact = (
+        (
+            Decimal(prompt_tokens) * Decimal(str(model.price_prompt_per_1k))
+            + Decimal(completion_tokens) * Decimal(str(model.price_completion_per_1k))
+        )
+        * MICRO
+        / 1000
+    )
+    return int(exact.quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+
+
+@dataclass(frozen=True)
+class Metered:
+    credits_micro: int
+    balance: Decimal | None  # None while credits are not metered against a balance
+
+
+class Meter(Protocol):
+    async def record_call(
+        self, *, user_id: str, session_id: str, model: ModelInfo, prompt_tokens: int, completion_tokens: int
+    ) -> Metered: ...
+
+
+class SessionMetricsMeter:
+    """Adds each call's tokens and credits to ``agent_session_metrics`` in one upsert."""
+
+    def __init__(self, *, db: Database, clock: Clock = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def record_call(
+        self, *, user_id: str, session_id: str, model: ModelInfo, prompt_tokens: int, completion_tokens: int
+    ) -> Metered:
+        micro = price_micro(model, prompt_tokens, completion_tokens)
+        insert = pg_insert if self._db.backend == "postgresql" else sqlite_insert
+        table = SessionMetrics.__table__  # type: ignore[attr-defined]
+        statement = insert(table).values(
+            session_id=session_id,
+            user_id=user_id,
+            credits_micro=micro,
+            total_prompt_tokens=prompt_tokens,
+            total_completion_tokens=completion_tokens,
+            updated_at=self._clock(),
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.session_id],
+            set_={
+                "credits_micro": table.c.credits_micro + micro,
+                "total_prompt_tokens": table.c.total_prompt_tokens + prompt_tokens,
+                "total_completion_tokens": table.c.total_completion_tokens + completion_tokens,
+                "updated_at": self._clock(),
+            },
+        )
+        async with self._db.transaction() as session:
+            await (await session.connection()).execute(statement)
+        return Metered(credits_micro=micro, balance=None)

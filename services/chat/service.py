@@ -1,0 +1,317 @@
+"""Chat: start a turn (session, messages, run), stop it, follow it; sessions and their usage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.chat.agent import AgentLoop, Turn, TurnOutcome
+from services.chat.history import branch, build_history, estimate_tokens, flatten_parts
+from services.chat.metering import Meter, to_credits
+from services.chat.models import ChatMessage, ChatSession, SessionMetrics
+from services.chat.schemas import (
+    ChatStreamRequest,
+    MessageRead,
+    RunRead,
+    RunStarted,
+    SessionDetail,
+    SessionRead,
+    SessionUpdate,
+    SessionUsage,
+)
+from services.chat.tools import ToolRegistry
+from services.clock import Clock, utcnow
+from services.db.database import Database
+from services.db.pagination import Page, keyset_page
+from services.errors import ConflictError, NotFoundError, ValidationFailedError
+from services.ids import new_id
+from services.llm.registry import ModelRegistry
+from services.runs import RunEvent, RunService, RunStatus
+from services.settings import ChatSettings
+
+log = logging.getLogger(__name__)
+# The answer is stored a tick after its question, so creation order is also conversation order.
+ONE_TICK = timedelta(microseconds=1)
+STATUS_BY_OUTCOME = {"complete": RunStatus.DONE, "cancelled": RunStatus.CANCELLED, "failed": RunStatus.FAILED}
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        runs: RunService,
+        models: ModelRegistry,
+        tools: ToolRegistry,
+        meter: Meter,
+        settings: ChatSettings,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._db = db
+        self._runs = runs
+        self._models = models
+        self._tools = tools
+        self._settings = settings
+        self._clock = clock
+        self._loop = AgentLoop(models=models, meter=meter)
+        self._turns: set[asyncio.Task[None]] = set()
+
+    # -- turns -----------------------------------------------------------------------------------
+
+    async def start_turn(self, user_id: str, request: ChatStreamRequest) -> RunStarted:
+        """Store the user message and start the answer as a run; returns at once (the answer streams as events)."""
+        if len(request.message) > self._settings.max_message_chars:
+            raise ValidationFailedError(
+                f"message is longer than {self._settings.max_message_chars} characters", code="message_too_long"
+            )
+        if not request.message.strip():
+            raise ValidationFailedError("message is empty", code="message_empty")
+        groups = {g.value for g in request.tools} if request.tools is not None else set(self._tools.groups())
+        tools = self._tools.for_groups(groups)
+        max_rounds = min(
+            request.max_tool_rounds if request.max_tool_rounds is not None else self._settings.max_tool_rounds,
+            self._settings.max_tool_rounds,
+        )
+        now = self._clock()
+        lock = f"chat-session:{request.session_id}" if request.session_id else None
+        async with self._db.transaction(exclusive=lock) as session:
+            chat = await self._session_for_turn(session, user_id, request)
+            model = self._models.resolve(request.model or (chat.model if self._models.has(chat.model) else None))
+            system_prompt = request.system_prompt if request.system_prompt is not None else chat.system_prompt
+            budget = model.context_window - model.max_output_tokens
+            if estimate_tokens(request.message) > budget:
+                raise ValidationFailedError(
+                    f"message does not fit the context window of {model.id}", code="message_too_long"
+                )
+            question = await self._question_for_turn(session, chat, user_id, request, now)
+            run = self._runs.new_run(user_id=user_id, kind="chat", session_id=chat.id)
+            answer = ChatMessage(
+                id=new_id("msg"), session_id=chat.id, user_id=user_id, parent_id=question.id, role="assistant",
+                content=[], status="streaming", model=model.id, run_id=run.id, created_at=now + ONE_TICK,
+            )  # fmt: skip
+            chat.model, chat.system_prompt, chat.active_run_id, chat.updated_at = model.id, system_prompt, run.id, now
+            for row in (chat, run, question, answer):  # parents first: the tables have no ORM relationships
+                session.add(row)
+                await session.flush()
+            path = branch(await self._messages(session, chat.id), question.id)
+        handle = self._runs.open(run)
+        handle.emit("run", {"run_id": run.id, "session_id": chat.id, "message_id": answer.id, "model": model.id})
+        history = build_history(
+            system_prompt=system_prompt or self._settings.system_prompt, path=path, budget_tokens=budget
+        )
+        turn = Turn(run=handle, user_id=user_id, session_id=chat.id, model=model, messages=history,
+                    tools=tools, max_tool_rounds=max_rounds)  # fmt: skip
+        task = asyncio.create_task(self._run_turn(turn, answer.id), name=f"turn-{run.id}")
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
+        return RunStarted(run_id=run.id, session_id=chat.id, message_id=answer.id,
+                          user_message_id=question.id, model=model.id)  # fmt: skip
+
+    async def _session_for_turn(self, session: AsyncSession, user_id: str, request: ChatStreamRequest) -> ChatSession:
+        if request.session_id is None:
+            now = self._clock()
+            title = " ".join(request.message.split())[:60] or "New chat"
+            return ChatSession(id=new_id("chs"), user_id=user_id, title=title,
+                               model=self._models.resolve(request.model).id, system_prompt=request.system_prompt,
+                               created_at=now, updated_at=now)  # fmt: skip
+        chat = await session.get(ChatSession, request.session_id)
+        if chat is None or chat.user_id != user_id:
+            raise NotFoundError("session not found")
+        if chat.active_run_id is not None:
+            raise ConflictError("this session is already answering; stop it or wait", code="run_active",
+                                details={"run_id": chat.active_run_id})  # fmt: skip
+        return chat
+
+    async def _question_for_turn(
+        self, session: AsyncSession, chat: ChatSession, user_id: str, request: ChatStreamRequest, now: datetime
+    ) -> ChatMessage:
+        """The user message this turn answers.
+
+        Without ``parent_message_id`` it follows the newest message. With it, the turn branches:
+        from an assistant message, the new question continues there; from a user message with the same
+        text, that question is answered again (regenerate); with other text, the new question becomes
+        its sibling (edit). Nothing is overwritten.
+        """
+        parent_id: str | None
+        if request.parent_message_id is None:
+            statement = (
+                select(ChatMessage.id)
+                .where(ChatMessage.session_id == chat.id)
+                .order_by(col(ChatMessage.created_at).desc(), col(ChatMessage.id).desc())
+                .limit(1)
+            )
+            parent_id = (await session.exec(statement)).first()
+        else:
+            parent = await session.get(ChatMessage, request.parent_message_id)
+            if parent is None or parent.session_id != chat.id:
+                raise NotFoundError("parent message not found in this session")
+            if parent.role == "user" and flatten_parts(parent.content) == request.message:
+                return parent
+            parent_id = parent.parent_id if parent.role == "user" else parent.id
+        return ChatMessage(
+            id=new_id("msg"), session_id=chat.id, user_id=user_id, parent_id=parent_id, role="user",
+            content=[{"type": "text", "text": request.message}], created_at=now,
+        )  # fmt: skip
+
+    async def _messages(self, session: AsyncSession, session_id: str) -> list[ChatMessage]:
+        statement = (
+            select(ChatMessage)
+            .where(ChatMessage.session_id == session_id)
+            .order_by(col(ChatMessage.created_at), col(ChatMessage.id))
+        )
+        return list((await session.exec(statement)).all())
+
+    async def _run_turn(self, turn: Turn, answer_id: str) -> None:
+        outcome = TurnOutcome(status="failed", error_code="internal")
+        try:
+            outcome = await self._loop.run(turn)
+        finally:
+            await self._settle(turn, answer_id, outcome)
+
+    async def _settle(self, turn: Turn, answer_id: str, outcome: TurnOutcome) -> None:
+        """Fold the turn into the assistant message, free the session, close the run."""
+        try:
+            async with self._db.transaction() as session:
+                answer = await session.get(ChatMessage, answer_id)
+                if answer is not None:
+                    answer.content = outcome.parts
+                    answer.status = outcome.status
+                    answer.prompt_tokens = outcome.prompt_tokens
+                    answer.completion_tokens = outcome.completion_tokens
+                    session.add(answer)
+                await session.exec(
+                    sa.update(ChatSession)  # type: ignore[call-overload]
+                    .where(col(ChatSession.id) == turn.session_id, col(ChatSession.active_run_id) == turn.run.run_id)
+                    .values(active_run_id=None, updated_at=self._clock())
+                )
+        finally:
+            await turn.run.finish(STATUS_BY_OUTCOME.get(outcome.status, RunStatus.FAILED), outcome.error_code)
+
+    async def stop(self, user_id: str, run_id: str) -> RunRead:
+        run = await self._runs.request_stop(user_id, run_id)
+        return RunRead.model_validate(run)
+
+    async def follow(self, user_id: str, run_id: str, after: int = 0) -> AsyncIterator[list[RunEvent]]:
+        return await self._runs.follow(user_id, run_id, after)
+
+    async def get_run(self, user_id: str, run_id: str) -> RunRead:
+        return RunRead.model_validate(await self._runs.get(user_id, run_id))
+
+    async def shutdown(self, grace_s: float = 5.0) -> None:
+        """Stop running turns so their partial answers are saved; what does not finish is marked at next start."""
+        for task in list(self._turns):
+            run_id = task.get_name().removeprefix("turn-")
+            self._runs.bus.request_stop(run_id)
+        if self._turns:
+            await asyncio.wait(list(self._turns), timeout=grace_s)
+        for task in list(self._turns):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def recover_interrupted(self) -> None:
+        """After a crash: answers that were streaming are marked interrupted and their sessions freed."""
+        async with self._db.transaction() as session:
+            await session.exec(
+                sa.update(ChatMessage)  # type: ignore[call-overload]
+                .where(col(ChatMessage.status) == "streaming")
+                .values(status="interrupted")
+            )
+            await session.exec(
+                sa.update(ChatSession)  # type: ignore[call-overload]
+                .where(col(ChatSession.active_run_id).is_not(None))
+                .values(active_run_id=None)
+            )
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    async def list_sessions(
+        self, user_id: str, *, limit: int, cursor: str | None, query: str | None = None
+    ) -> Page[SessionRead]:
+        statement = select(ChatSession).where(ChatSession.user_id == user_id)
+        if query:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.where(col(ChatSession.title).ilike(f"%{escaped}%", escape="\\"))
+        async with self._db.transaction(readonly=True) as session:
+            rows, next_cursor = await keyset_page(
+                session, statement, created_at=ChatSession.updated_at, row_id=ChatSession.id,
+                limit=limit, cursor=cursor,
+            )  # fmt: skip
+        return Page(items=[SessionRead.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+    async def get_session(self, user_id: str, session_id: str) -> SessionDetail:
+        async with self._db.transaction(readonly=True) as session:
+            chat = await self._owned(session, user_id, session_id)
+            messages = await self._messages(session, chat.id)
+        return SessionDetail(
+            **SessionRead.model_validate(chat).model_dump(),
+            messages=[MessageRead.model_validate(message) for message in messages],
+        )
+
+    async def update_session(self, user_id: str, session_id: str, update: SessionUpdate) -> SessionRead:
+        async with self._db.transaction() as session:
+            chat = await self._owned(session, user_id, session_id)
+            if update.title is not None:
+                chat.title = update.title
+            if update.model is not None:
+                chat.model = self._models.resolve(update.model).id
+            if update.system_prompt is not None:
+                chat.system_prompt = update.system_prompt or None
+            chat.updated_at = self._clock()
+            session.add(chat)
+        return SessionRead.model_validate(chat)
+
+    async def delete_session(self, user_id: str, session_id: str) -> None:
+        """Delete a session and its messages; its metrics stay. A running answer is stopped first."""
+        async with self._db.transaction() as session:
+            chat = await self._owned(session, user_id, session_id)
+            active = chat.active_run_id
+        if active:
+            self._runs.bus.request_stop(active)
+            for task in list(self._turns):
+                if task.get_name() == f"turn-{active}":
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(asyncio.shield(task), 10)
+        async with self._db.transaction() as session:
+            chat = await self._owned(session, user_id, session_id)
+            await session.delete(chat)
+
+    async def usage(self, user_id: str, session_id: str) -> SessionUsage:
+        async with self._db.transaction(readonly=True) as session:
+            metrics = await session.get(SessionMetrics, session_id)
+        if metrics is None or metrics.user_id != user_id:
+            raise NotFoundError("no usage for this session")
+        return _usage(metrics)
+
+    async def usage_list(self, user_id: str) -> list[SessionUsage]:
+        async with self._db.transaction(readonly=True) as session:
+            statement = (
+                select(SessionMetrics)
+                .where(SessionMetrics.user_id == user_id)
+                .order_by(col(SessionMetrics.updated_at).desc())
+            )
+            rows = list((await session.exec(statement)).all())
+        return [_usage(row) for row in rows]
+
+    @staticmethod
+    async def _owned(session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
+        chat = await session.get(ChatSession, session_id)
+        if chat is None or chat.user_id != user_id:
+            raise NotFoundError("session not found")
+        return chat
+
+
+def _usage(metrics: SessionMetrics) -> SessionUsage:
+    return SessionUsage(
+        session_id=metrics.session_id,
+        credits=to_credits(metrics.credits_micro),
+        total_prompt_tokens=metrics.total_prompt_tokens,
+        total_completion_tokens=metrics.total_completion_tokens,
+    )
