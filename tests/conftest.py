@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -170,18 +171,20 @@ def make_account(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def ui_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> str:
+def ui_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, upstream: ScriptedUpstream) -> str:
     """Environment for the NiceGUI `user` fixture, which builds the app from main.py (request it before `user`)."""
     monkeypatch.setenv("AGENT_UI_DATA_DIR", str(tmp_path / "ui-data"))
+    monkeypatch.setenv("AGENT_UI_LLM", json.dumps(scripted_llm(upstream)))
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("AGENT_UI_SECRET_KEY", TEST_SECRET)
     return database_url
 
 
 @pytest.fixture
-def live_url(tmp_path: Path) -> Iterator[str]:
-    """The app served by a real uvicorn process (SQLite in a temporary data dir)."""
+def live_url(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[str]:
+    """The app served by a real uvicorn process (SQLite in a temporary data dir), with the scripted upstream."""
     from tests.live_server import live_server
 
-    with live_server(tmp_path / "live-data") as server:
+    env = {"AGENT_UI_LLM": json.dumps(scripted_llm(upstream))}
+    with live_server(tmp_path / "live-data", extra_env=env) as server:
         yield server.url

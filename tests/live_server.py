@@ -31,7 +31,11 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    data_dir: Path, *, database_url: str | None = None, startup_timeout_s: float = 60
+    data_dir: Path,
+    *,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    startup_timeout_s: float = 60,
 ) -> Iterator[LiveServer]:
     port = free_port()
     env = {
@@ -41,6 +45,7 @@ def live_server(
         "NICEGUI_STORAGE_PATH": str(data_dir / "ui-storage"),
     }
     env.pop("DATABASE_URL", None)
+    env.update(extra_env or {})
     if database_url:
         env["DATABASE_URL"] = database_url
     log_path = data_dir.parent / f"server-{port}.log"

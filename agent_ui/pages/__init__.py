@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from agent_ui.pages import admin, auth, placeholders, settings
+from agent_ui.pages import admin, auth, chat, placeholders, settings
 from services.container import Services
 
 
 def register_pages(services: Services) -> None:
     auth.register(services)
+    chat.register(services)
     placeholders.register(services)
     settings.register(services)
     admin.register(services)

@@ -11,15 +11,6 @@ from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from services.container import Services
 
 PLANNED: dict[str, tuple[str, str, list[str]]] = {
-    "/": (
-        "Chat",
-        "Agent chat",
-        [
-            "Streaming answers from the built-in local model, with no configuration and no network",
-            "Tools: sandboxes, MCP servers and your documents",
-            "Sessions you can rename, branch, stop and resume",
-        ],
-    ),
     "/generate": (
         "Generate",
         "Generation",

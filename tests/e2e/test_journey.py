@@ -21,7 +21,7 @@ async def test_register_login_create_key_and_use_it(live_url: str, page: Page) -
     await page.get_by_label("Password (8 characters or more)").fill(PASSWORD)
     await page.get_by_label("Repeat password").fill(PASSWORD)
     await page.get_by_role("button", name="Create account").click()
-    await expect(page.get_by_text("Agent chat is coming")).to_be_visible()
+    await expect(page.get_by_text("Start a conversation")).to_be_visible()
 
     # Sign out through the user menu, then sign in again.
     await page.locator("header button").last.click()
@@ -30,7 +30,7 @@ async def test_register_login_create_key_and_use_it(live_url: str, page: Page) -
     await page.get_by_label("Email").fill(EMAIL)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_text("Agent chat is coming")).to_be_visible()
+    await expect(page.get_by_text("Start a conversation")).to_be_visible()
 
     await page.get_by_text("Settings", exact=True).first.click()
     await expect(page).to_have_url(re.compile(r"/settings"))

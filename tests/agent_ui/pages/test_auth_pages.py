@@ -24,7 +24,7 @@ async def test_signed_out_visitors_are_sent_to_login(ui_env: str, user: User) ->
 
 async def test_register_signs_in_and_shows_the_shell(ui_env: str, user: User) -> None:
     await register_in_ui(user, "first@example.com")
-    await user.should_see("Agent chat is coming", retries=100)
+    await user.should_see(marker="empty-thread", retries=100)
     for marker in ["nav-chat", "nav-generate", "nav-sandboxes", "nav-resources", "nav-settings", "nav-users"]:
         await user.should_see(marker=marker)
     await user.open("/settings")
@@ -33,7 +33,7 @@ async def test_register_signs_in_and_shows_the_shell(ui_env: str, user: User) ->
 
 async def test_wrong_password_shows_an_error_and_stays_signed_out(ui_env: str, user: User) -> None:
     await register_in_ui(user, "a@example.com")
-    await user.should_see("Agent chat is coming", retries=100)
+    await user.should_see(marker="empty-thread", retries=100)
     user.http_client.cookies.clear()
     await user.open("/login")
     user.find(marker="email").type("a@example.com")
@@ -58,7 +58,7 @@ async def test_register_refuses_mismatched_and_short_passwords(ui_env: str, user
 
 async def test_settings_creates_a_key_shown_once_then_lists_and_revokes_it(ui_env: str, user: User) -> None:
     await register_in_ui(user, "a@example.com")
-    await user.should_see("Agent chat is coming", retries=100)
+    await user.should_see(marker="empty-thread", retries=100)
     await user.open("/settings")
     await user.should_see(marker="no-keys", retries=50)
     user.find(marker="key-name").type("my script")
@@ -81,13 +81,13 @@ async def test_settings_creates_a_key_shown_once_then_lists_and_revokes_it(ui_en
 
 async def test_users_page_is_for_admins_only(ui_env: str, user: User) -> None:
     await register_in_ui(user, "admin@example.com")
-    await user.should_see("Agent chat is coming", retries=100)
+    await user.should_see(marker="empty-thread", retries=100)
     await user.open("/admin/users")
     await user.should_see("admin@example.com  (you)")
 
     user.http_client.cookies.clear()
     await register_in_ui(user, "plain@example.com")
-    await user.should_see("Agent chat is coming", retries=100)
+    await user.should_see(marker="empty-thread", retries=100)
     await user.should_not_see(marker="nav-users")
     await user.open("/admin/users")
-    await user.should_see("Agent chat is coming", retries=100)  # sent home
+    await user.should_see(marker="empty-thread", retries=100)  # sent home

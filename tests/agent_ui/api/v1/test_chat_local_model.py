@@ -1,0 +1,63 @@
+"""A full turn against the real embedded model (no network, no provider), then a kill -9 of the app.
+
+Asserts structure only, never wording: event order, a routed tool call, non-empty text; and that the
+model process never outlives the app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.live_server import live_server
+from tests.sse import parse, text_of, types
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_the_local_model_answers_with_a_routed_tool_and_dies_with_the_app(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {"AGENT_UI_LLM": json.dumps({"local": {"enabled": True, "threads": 2, "parallel": 1}})}
+    with live_server(data_dir, extra_env=env) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=300) as http:
+            body = {"email": "local@example.com", "password": "correct horse battery"}
+            await http.post("/api/v1/auth/register", json=body)
+            await http.post("/api/v1/auth/login", json=body)
+            health = (await http.get("/api/v1/health")).json()
+            assert health["dependencies"]["llm"]["status"] == "idle"  # health never starts the model
+
+            response = await http.post(
+                "/api/v1/agent/chat/stream",
+                json={"message": "Use the calculator: what is 1234 * 5678?", "tools": ["builtin"]},
+            )
+            assert response.status_code == 200
+            events = parse(response.text)
+            sequence = types(events)
+            assert sequence[0] == "run" and sequence[-1] == "done", sequence
+            assert events[0].data["model"] == "qwen2.5-coder-0.5b"
+            assert "tool_call" in sequence and sequence.index("tool_call") < sequence.index("tool_result")
+            call = next(e.data for e in events if e.type == "tool_call")
+            assert call["name"] == "calculator" and call["source"] == "builtin"
+            assert text_of(events).strip()
+            usage = [e.data for e in events if e.type == "usage" and e.data["scope"] == "call"]
+            assert usage and all(u["prompt_tokens"] > 0 for u in usage) and sum(u["credits"] for u in usage) > 0
+            assert (await http.get("/api/v1/health")).json()["dependencies"]["llm"]["status"] == "ok"
+
+        worker = int((data_dir / "run" / "local-llm.pid").read_text())
+        assert alive(worker)
+        os.kill(server.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(worker), "the local model process outlived the app"
