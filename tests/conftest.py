@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,9 @@ from nicegui.testing.general import nicegui_reset_globals
 
 from services.settings import Settings
 from tests.upstream import ScriptedUpstream
+
+# main.py builds its module-level app on first import: keep that one's data out of the user's home.
+os.environ.setdefault("AGENT_UI_DATA_DIR", tempfile.mkdtemp(prefix="agent-ui-test-"))
 
 # The PostgreSQL server every run uses; a throwaway database is created on it per run.
 PG_ADMIN_URL = os.environ.get("AGENT_UI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

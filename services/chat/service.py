@@ -97,9 +97,11 @@ class ChatService:
                 content=[], status="streaming", model=model.id, run_id=run.id, created_at=now + ONE_TICK,
             )  # fmt: skip
             chat.model, chat.system_prompt, chat.active_run_id, chat.updated_at = model.id, system_prompt, run.id, now
-            for row in (chat, run, question, answer):  # parents first: the tables have no ORM relationships
-                session.add(row)
-                await session.flush()
+            # Parents first (the tables have no ORM relationships to order the inserts by).
+            session.add_all([chat, run])
+            await session.flush()
+            session.add_all([question, answer])
+            await session.flush()
             path = branch(await self._messages(session, chat.id), question.id)
         handle = self._runs.open(run)
         handle.emit("run", {"run_id": run.id, "session_id": chat.id, "message_id": answer.id, "model": model.id})

@@ -44,6 +44,10 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._start_lock = asyncio.Lock()
+        # SQLite has one writer at a time. Writers of this process queue here, in order, instead of
+        # polling inside SQLite's busy handler (which starves under load); other processes still
+        # meet the busy timeout.
+        self._sqlite_writer = asyncio.Lock()
         self._stopped = False
 
     @property
@@ -106,11 +110,13 @@ class Database:
         if self._sessions is None:
             await self.start()
         assert self._sessions is not None
+        if self.backend == "sqlite" and not readonly:
+            async with self._sqlite_writer, self._sessions() as session, session.begin():
+                await session.connection(execution_options={"sqlite_begin_immediate": True})
+                yield session
+            return
         async with self._sessions() as session, session.begin():
-            if self.backend == "sqlite":
-                if not readonly:
-                    await session.connection(execution_options={"sqlite_begin_immediate": True})
-            elif exclusive is not None:
+            if exclusive is not None and self.backend == "postgresql":
                 connection = await session.connection()
                 await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(exclusive)})
             yield session
