@@ -1,6 +1,10 @@
 """Run every benchmark: `.venv/bin/python -m bench`."""
 
-from bench import foundation
+import sys
+
+from bench import chat_stream, foundation
 
 if __name__ == "__main__":
     foundation.main()
+    sys.argv = sys.argv[:1]
+    chat_stream.main()
