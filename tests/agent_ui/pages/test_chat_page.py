@@ -57,3 +57,22 @@ async def test_stop_keeps_the_partial_answer(ui_env: str, user: User, upstream: 
     await user.should_see(marker="answer-status", retries=100)
     await user.should_see("Stopped.")
     await user.should_not_see("word299")
+
+
+async def test_regenerate_rename_and_delete_from_the_page(ui_env: str, user: User, upstream: ScriptedUpstream) -> None:
+    await signed_in(user)
+    upstream.push(Step(text=["First try."]), Step(text=["Second try."]))
+    await ask(user, "Say something")
+    await user.should_see(marker="regenerate", retries=100)  # shown once the answer is complete
+    user.find(marker="regenerate").click()
+    await user.should_see("Second try.", retries=100)
+    await user.should_see(marker="regenerate", retries=100)
+    await user.should_not_see("First try.")  # the new branch is shown; the old one stays stored
+
+    user.find(marker="rename-session").click()
+    user.find(marker="rename-input").clear().type("Renamed chat")
+    user.find(marker="rename-save").click()
+    await user.should_see("Renamed chat", retries=50)
+    user.find(marker="delete-session").click()
+    user.find(marker="delete-confirm").click()
+    await user.should_see("No chats yet.", retries=100)

@@ -1,4 +1,4 @@
-"""A full turn against the real embedded model (no network, no provider), then a kill -9 of the app.
+"""A full turn against the real embedded model (no network, no provider), a restart, then a kill -9 of the app.
 
 Asserts structure only, never wording: event order, a routed tool call, non-empty text; and that the
 model process never outlives the app.
@@ -26,7 +26,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def test_the_local_model_answers_with_a_routed_tool_and_dies_with_the_app(tmp_path: Path) -> None:
+async def test_the_local_model_answers_restarts_and_dies_with_the_app(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {"AGENT_UI_LLM": json.dumps({"local": {"enabled": True, "threads": 2, "parallel": 1}})}
     with live_server(data_dir, extra_env=env) as server:
@@ -54,8 +54,17 @@ async def test_the_local_model_answers_with_a_routed_tool_and_dies_with_the_app(
             assert usage and all(u["prompt_tokens"] > 0 for u in usage) and sum(u["credits"] for u in usage) > 0
             assert (await http.get("/api/v1/health")).json()["dependencies"]["llm"]["status"] == "ok"
 
+            # The model process dies: health says so, and the next turn starts it again.
+            first_worker = int((data_dir / "run" / "local-llm.pid").read_text())
+            os.kill(first_worker, signal.SIGKILL)
+            while alive(first_worker):
+                time.sleep(0.05)
+            assert (await http.get("/api/v1/health")).json()["dependencies"]["llm"]["status"] == "down"
+            again = await http.post("/api/v1/agent/chat/stream", json={"message": "Say hello.", "tools": []})
+            assert types(parse(again.text))[-1] == "done" and text_of(parse(again.text)).strip()
+
         worker = int((data_dir / "run" / "local-llm.pid").read_text())
-        assert alive(worker)
+        assert worker != first_worker and alive(worker)
         os.kill(server.pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while alive(worker) and time.monotonic() < deadline:
