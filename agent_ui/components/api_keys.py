@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from nicegui import ui
 
+from agent_ui.components.confirm import confirm
 from services.auth import Principal
 from services.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyUpdate
 from services.clock import utcnow
@@ -80,21 +81,13 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
             key_list.refresh()
 
         def confirm_revoke(key: ApiKeyRead) -> None:
-            with ui.dialog() as dialog, ui.card():
-                ui.label(f"Revoke “{key.name}”? Programs using it stop working at once.")
-                with ui.row().classes("justify-end w-full"):
-                    ui.button("Cancel", on_click=dialog.close).props("flat")
-
-                    async def revoke() -> None:
-                        try:
-                            await services.api_keys.revoke(user_id, key.id)
-                        except DomainError as exc:
-                            ui.notify(exc.message, type="negative")
-                        dialog.close()
-                        key_list.refresh()
-
-                    ui.button("Revoke", color="negative", on_click=revoke).mark("confirm-revoke")
-            dialog.open()
+            confirm(
+                f"Revoke “{key.name}”? Programs using it stop working at once.",
+                action_label="Revoke",
+                marker="confirm-revoke",
+                action=lambda: services.api_keys.revoke(user_id, key.id),
+                then=key_list.refresh,
+            )
 
         def show_once(created: ApiKeyCreated) -> None:
             with ui.dialog().props("persistent") as dialog, ui.card().classes("gap-3 w-[40rem] max-w-full"):

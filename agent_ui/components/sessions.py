@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from nicegui import ui
 
+from agent_ui.components.confirm import confirm
 from services.auth import Principal
 from services.chat.schemas import SessionRead, SessionUpdate
 from services.container import Services
@@ -67,24 +68,19 @@ async def sessions_sidebar(services: Services, principal: Principal, current_id:
             dialog.open()
 
         def delete(item: SessionRead) -> None:
-            with ui.dialog() as dialog, ui.card():
-                ui.label(f"Delete “{item.title}” and its messages?")
-                with ui.row().classes("justify-end w-full"):
-                    ui.button("Cancel", on_click=dialog.close).props("flat")
+            def after() -> None:
+                if item.id == current["id"]:
+                    ui.navigate.to("/")
+                else:
+                    listing.refresh()
 
-                    async def confirm() -> None:
-                        try:
-                            await services.chat.delete_session(user_id, item.id)
-                        except DomainError as exc:
-                            ui.notify(exc.message, type="negative")
-                        dialog.close()
-                        if item.id == current["id"]:
-                            ui.navigate.to("/")
-                        else:
-                            listing.refresh()
-
-                    ui.button("Delete", color="negative", on_click=confirm).mark("delete-confirm")
-            dialog.open()
+            confirm(
+                f"Delete “{item.title}” and its messages?",
+                action_label="Delete",
+                marker="delete-confirm",
+                action=lambda: services.chat.delete_session(user_id, item.id),
+                then=after,
+            )
 
         search.on("update:model-value", lambda: listing.refresh(), throttle=0.3)
         await listing()
