@@ -10,6 +10,7 @@ from services.agent_config import AgentConfigService
 from services.auth import ApiKeyService, AuthService
 from services.auth.tokens import TokenDigester
 from services.chat import ChatService, SessionMetricsMeter, ToolRegistry, builtin_tools
+from services.credits import CreditMeter, CreditService
 from services.db import Database
 from services.health import HealthService
 from services.llm import LocalModelRunner, ModelRegistry
@@ -37,6 +38,7 @@ class Services:
     tools: ToolRegistry
     runs: RunService
     chat: ChatService
+    credits: CreditService
 
     async def start(self) -> None:
         """Open connections, run migrations, recover from a crash; called from the app's startup handler."""
@@ -46,9 +48,11 @@ class Services:
             runner.reap_stale()
         await self.runs.start()
         await self.chat.recover_interrupted()
+        await self.credits.start()
 
     async def stop(self) -> None:
         await self.chat.shutdown()
+        await self.credits.stop()
         await self.runs.stop()
         await self.models.close()
         await self.db.stop()
@@ -65,18 +69,20 @@ def build_services(settings: Settings, secret: bytes) -> Services:
     for tool in builtin_tools():
         tools.register(tool)
     runs = RunService(db=db, flush_interval_s=settings.chat.event_flush_interval_ms / 1000)
+    credits = CreditService(db=db, settings=settings.credits)
+    meter = CreditMeter(db=db, credits=credits, metrics=SessionMetricsMeter(db=db))
     chat = ChatService(
         db=db,
         runs=runs,
         models=models,
         tools=tools,
-        meter=SessionMetricsMeter(db=db),
+        meter=meter,
         settings=settings.chat,
     )
     return Services(
         settings=settings,
         db=db,
-        auth=AuthService(db=db, digester=digester, settings=settings.auth),
+        auth=AuthService(db=db, digester=digester, settings=settings.auth, on_register=credits.open_account),
         api_keys=ApiKeyService(db=db, digester=digester),
         agent_config=AgentConfigService(
             version=current_version, registration_open=settings.auth.allow_registration, models=models, tools=tools
@@ -86,4 +92,5 @@ def build_services(settings: Settings, secret: bytes) -> Services:
         tools=tools,
         runs=runs,
         chat=chat,
+        credits=credits,
     )

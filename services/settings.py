@@ -96,6 +96,16 @@ class ChatSettings(BaseModel):
     system_prompt: str = "You are a helpful assistant. Answer concisely and use markdown."
 
 
+class CreditsSettings(BaseModel):
+    """Prices of what is billed besides model tokens (models carry their own), and the signup grant."""
+
+    signup_grant: float = Field(default=10.0, ge=0)
+    hold_ttl_s: int = Field(default=3600, ge=10)
+    tts_price_per_1k_chars: float = Field(default=0.01, ge=0)
+    sandbox_price_per_minute: float = Field(default=0.01, ge=0)
+    generation_job_price: float = Field(default=0.05, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AGENT_UI_",
@@ -115,6 +125,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     llm: LLMSettings = LLMSettings()
     chat: ChatSettings = ChatSettings()
+    credits: CreditsSettings = CreditsSettings()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL as given, or the SQLite file in the data dir."""

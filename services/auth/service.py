@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlmodel import select
@@ -37,9 +38,11 @@ class AuthService:
         digester: TokenDigester,
         settings: AuthSettings,
         passwords: Passwords | None = None,
+        on_register: Callable[[str], Awaitable[None]] | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._db = db
+        self._on_register = on_register
         self._digester = digester
         self._settings = settings
         self._passwords = passwords or Passwords()
@@ -70,6 +73,8 @@ class AuthService:
                 updated_at=now,
             )
             session.add(user)
+        if self._on_register is not None:
+            await self._on_register(user.id)
         return UserRead.model_validate(user)
 
     async def verify_credentials(self, email: str, password: str) -> UserRead:

@@ -8,12 +8,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from services.chat.history import message_tokens
-from services.chat.metering import Meter, to_credits
+from services.chat.metering import Meter, Reservation, to_credits
 from services.chat.tools import Tool, ToolContext
-from services.errors import UpstreamUnavailableError
+from services.errors import InsufficientCreditsError, UpstreamUnavailableError
 from services.llm.registry import ModelRegistry
 from services.llm.schemas import CallResult, ChatRequest, ModelInfo, StreamItem, TextDelta, ToolCallRequest
 from services.runs.service import RunHandle
@@ -44,6 +45,7 @@ class TurnOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     credits_micro: int = 0
+    balance: Decimal | None = None
 
     def add_text(self, text: str, kind: str = "text") -> None:
         if self.parts and self.parts[-1]["type"] == kind:
@@ -69,10 +71,10 @@ class AgentLoop:
             await self._rounds(turn, messages, outcome)
         except CancelledTurnError:
             outcome.status, outcome.finish_reason = "cancelled", "cancelled"
-        except UpstreamUnavailableError as exc:
-            outcome.status, outcome.error_code = "failed", "upstream_unavailable"
+        except (UpstreamUnavailableError, InsufficientCreditsError) as exc:
+            outcome.status, outcome.error_code = "failed", exc.code
             self._total(turn, outcome)
-            turn.run.emit("error", {"code": "upstream_unavailable", "message": exc.message})
+            turn.run.emit("error", {"code": exc.code, "message": exc.message})
             return outcome
         except Exception:
             log.exception("turn %s failed", turn.run.run_id)
@@ -94,7 +96,7 @@ class AgentLoop:
                 "prompt_tokens": outcome.prompt_tokens,
                 "completion_tokens": outcome.completion_tokens,
                 "credits": float(to_credits(outcome.credits_micro)),
-                "balance": None,
+                "balance": None if outcome.balance is None else float(outcome.balance),
             },
         )
 
@@ -137,10 +139,15 @@ class AgentLoop:
     ) -> CallResult:
         """One streamed model call; a stop request cancels it at once, keeping what arrived."""
         client = await self._models.client_for(turn.model)
+        prompt_estimate = sum(message_tokens(m) for m in messages)
+        reservation = await self._meter.reserve(
+            user_id=turn.user_id, run_id=turn.run.run_id, model=turn.model, prompt_tokens=prompt_estimate,
+            max_tokens=self._max_tokens(turn, messages),
+        )  # fmt: skip
         request = ChatRequest(
             model=turn.model.id,
             messages=messages,
-            max_tokens=self._max_tokens(turn, messages),
+            max_tokens=reservation.max_tokens,
             tools=[tool.openai_schema() for tool in tools] if tools else None,
             response_format=response_format,
             temperature=0 if response_format else None,
@@ -164,12 +171,14 @@ class AgentLoop:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
-            prompt = sum(message_tokens(m) for m in messages)
-            await self._meter_call(turn, outcome, prompt, len(received))
+            # The provider's usage never comes for a cancelled call: count what arrived.
+            await self._meter_call(turn, outcome, reservation, prompt_estimate, len(received))
             raise CancelledTurnError
-        consumer.result()  # re-raises upstream errors
+        if consumer.exception() is not None:
+            await self._meter.release(reservation)
+            consumer.result()  # re-raises the upstream error
         assert result is not None
-        await self._meter_call(turn, outcome, result.prompt_tokens, result.completion_tokens)
+        await self._meter_call(turn, outcome, reservation, result.prompt_tokens, result.completion_tokens)
         if turn.run.stop_requested:
             raise CancelledTurnError
         return result
@@ -189,10 +198,14 @@ class AgentLoop:
             return None
         return item
 
-    async def _meter_call(self, turn: Turn, outcome: TurnOutcome, prompt_tokens: int, completion_tokens: int) -> None:
+    async def _meter_call(
+        self, turn: Turn, outcome: TurnOutcome, reservation: Reservation, prompt_tokens: int, completion_tokens: int
+    ) -> None:
         metered = await self._meter.record_call(
+            reservation=reservation,
             user_id=turn.user_id,
             session_id=turn.session_id,
+            run_id=turn.run.run_id,
             model=turn.model,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
@@ -200,6 +213,7 @@ class AgentLoop:
         outcome.prompt_tokens += prompt_tokens
         outcome.completion_tokens += completion_tokens
         outcome.credits_micro += metered.credits_micro
+        outcome.balance = metered.balance
         turn.run.emit(
             "usage",
             {

@@ -33,6 +33,7 @@ from services.db.pagination import Page, keyset_page
 from services.errors import ConflictError, NotFoundError, ValidationFailedError
 from services.ids import new_id
 from services.llm.registry import ModelRegistry
+from services.llm.schemas import ModelInfo
 from services.runs import RunEvent, RunService, RunStatus
 from services.settings import ChatSettings
 
@@ -60,6 +61,7 @@ class ChatService:
         self._tools = tools
         self._settings = settings
         self._clock = clock
+        self._meter = meter
         self._loop = AgentLoop(models=models, meter=meter)
         self._turns: set[asyncio.Task[None]] = set()
 
@@ -79,11 +81,13 @@ class ChatService:
             request.max_tool_rounds if request.max_tool_rounds is not None else self._settings.max_tool_rounds,
             self._settings.max_tool_rounds,
         )
+        model = await self._model_for_turn(user_id, request)
+        prompt = estimate_tokens(request.message) + estimate_tokens(request.system_prompt or "")
+        await self._meter.ensure_affordable(user_id=user_id, model=model, prompt_tokens=prompt)  # 402 before anything
         now = self._clock()
         lock = f"chat-session:{request.session_id}" if request.session_id else None
         async with self._db.transaction(exclusive=lock) as session:
             chat = await self._session_for_turn(session, user_id, request)
-            model = self._models.resolve(request.model or (chat.model if self._models.has(chat.model) else None))
             system_prompt = request.system_prompt if request.system_prompt is not None else chat.system_prompt
             budget = model.context_window - model.max_output_tokens
             if estimate_tokens(request.message) > budget:
@@ -115,6 +119,14 @@ class ChatService:
         task.add_done_callback(self._turns.discard)
         return RunStarted(run_id=run.id, session_id=chat.id, message_id=answer.id,
                           user_message_id=question.id, model=model.id)  # fmt: skip
+
+    async def _model_for_turn(self, user_id: str, request: ChatStreamRequest) -> ModelInfo:
+        """The model asked for, else the session's (when this instance still has it), else the default."""
+        if request.model or request.session_id is None:
+            return self._models.resolve(request.model)
+        async with self._db.transaction(readonly=True) as session:
+            chat = await self._owned(session, user_id, request.session_id)
+        return self._models.resolve(chat.model if self._models.has(chat.model) else None)
 
     async def _session_for_turn(self, session: AsyncSession, user_id: str, request: ChatStreamRequest) -> ChatSession:
         if request.session_id is None:
@@ -292,15 +304,13 @@ class ChatService:
             raise NotFoundError("no usage for this session")
         return _usage(metrics)
 
-    async def usage_list(self, user_id: str) -> list[SessionUsage]:
+    async def usage_page(self, user_id: str, *, limit: int, cursor: str | None) -> Page[SessionUsage]:
         async with self._db.transaction(readonly=True) as session:
-            statement = (
-                select(SessionMetrics)
-                .where(SessionMetrics.user_id == user_id)
-                .order_by(col(SessionMetrics.updated_at).desc())
-            )
-            rows = list((await session.exec(statement)).all())
-        return [_usage(row) for row in rows]
+            rows, next_cursor = await keyset_page(
+                session, select(SessionMetrics).where(SessionMetrics.user_id == user_id),
+                created_at=SessionMetrics.updated_at, row_id=SessionMetrics.session_id, limit=limit, cursor=cursor,
+            )  # fmt: skip
+        return Page(items=[_usage(row) for row in rows], next_cursor=next_cursor)
 
     @staticmethod
     async def _owned(session: AsyncSession, user_id: str, session_id: str) -> ChatSession:

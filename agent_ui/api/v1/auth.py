@@ -45,4 +45,6 @@ async def logout(principal: CurrentPrincipal, request: Request, services: Servic
 
 @router.get("/me", responses={401: {"model": ErrorEnvelope}})
 async def me(principal: CurrentPrincipal, services: ServicesDep) -> UserRead:
-    return await services.auth.get_user(principal.user.id)
+    """The caller, with their credit balance."""
+    user = await services.auth.get_user(principal.user.id)
+    return user.model_copy(update={"balance": (await services.credits.balance(user.id)).balance})

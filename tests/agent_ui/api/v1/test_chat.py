@@ -42,7 +42,7 @@ async def test_a_turn_streams_in_order_and_is_persisted(
     assert text_of(events) == "Paris is the capital of France."
     assert [u["scope"] for u in usage(events, "call") + usage(events, "total")] == ["call", "total"]
     assert events[-1].data["finish_reason"] == "stop" and events[-1].data["elapsed_ms"] >= 0
-    assert usage(events, "total")[0]["balance"] is None
+    assert usage(events, "total")[0]["balance"] == usage(events, "call")[-1]["balance"] > 0
 
     detail = (await client.get(f"/api/v1/agent/chat/sessions/{run['session_id']}", headers=account.headers)).json()
     assert detail["active_run_id"] is None and detail["model"] == "scripted"

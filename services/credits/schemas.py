@@ -1,0 +1,56 @@
+"""Credits in and out. Amounts are exposed as decimal credits and stored as integer micro-credits."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MICRO = 1_000_000
+Credits = Annotated[Decimal, Field(max_digits=18, decimal_places=6)]
+
+
+def to_credits(micro: int) -> Decimal:
+    return (Decimal(micro) / MICRO).quantize(Decimal("0.000001"))
+
+
+def to_micro(credits: Decimal) -> int:
+    return int((credits * MICRO).to_integral_value())
+
+
+class Balance(BaseModel):
+    balance: Decimal
+    held: Decimal
+    available: Decimal
+
+
+class LedgerEntryRead(BaseModel):
+    id: str
+    kind: str
+    amount: Decimal
+    balance_after: Decimal
+    cause_type: str | None
+    cause_id: str | None
+    reason: str | None
+    created_at: datetime
+
+
+class GrantRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    amount: Annotated[Decimal, Field(gt=0, le=Decimal("1000000000"), decimal_places=6)]
+    reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> GrantRequest:
+        if (self.user_id is None) == (self.email is None):
+            raise ValueError("give exactly one of user_id or email")
+        return self
+
+
+class DailySpend(BaseModel):
+    day: date
+    credits: Decimal

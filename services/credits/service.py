@@ -1,0 +1,319 @@
+"""Balances that never go negative: an append-only ledger, holds for running work, conditional updates only.
+
+Every change is one conditional ``UPDATE`` of the account (``WHERE balance - held >= amount``) and, for
+balance changes, one ledger insert, in the same transaction; zero rows updated means not enough credits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.auth.models import User
+from services.clock import Clock, utcnow
+from services.credits.models import CreditAccount, CreditHold, LedgerEntry
+from services.credits.schemas import Balance, DailySpend, GrantRequest, LedgerEntryRead, to_credits, to_micro
+from services.db.database import Database
+from services.db.pagination import Page, keyset_page
+from services.errors import InsufficientCreditsError, NotFoundError
+from services.ids import new_id
+from services.settings import CreditsSettings
+
+log = logging.getLogger(__name__)
+ACCOUNTS = CreditAccount.__table__  # type: ignore[attr-defined]
+HOLDS = CreditHold.__table__  # type: ignore[attr-defined]
+
+
+def _entry(row: LedgerEntry) -> LedgerEntryRead:
+    return LedgerEntryRead(
+        id=row.id, kind=row.kind, amount=to_credits(row.amount_micro),
+        balance_after=to_credits(row.balance_after_micro), cause_type=row.cause_type, cause_id=row.cause_id,
+        reason=row.reason, created_at=row.created_at,
+    )  # fmt: skip
+
+
+class CreditService:
+    def __init__(self, *, db: Database, settings: CreditsSettings, clock: Clock = utcnow) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Holds left by a previous process belong to work that died with it: release them all."""
+        released = await self.release_stale_holds(all_holds=True)
+        if released:
+            log.warning("released %d credit holds left by a previous process", released)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="credit-hold-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            try:
+                await self.release_stale_holds(all_holds=False)
+            except Exception:  # the next sweep tries again
+                log.exception("releasing expired holds failed")
+
+    # -- accounts ----------------------------------------------------------------------------------
+
+    async def open_account(self, user_id: str) -> None:
+        """The account of a new user, with the signup grant (idempotent)."""
+        async with self._db.transaction() as session:
+            await self.ensure_account(session, user_id)
+
+    async def ensure_account(self, session: AsyncSession, user_id: str) -> None:
+        insert = pg_insert if self._db.backend == "postgresql" else sqlite_insert
+        grant = to_micro(Decimal(str(self._settings.signup_grant)))
+        statement = (
+            insert(ACCOUNTS)
+            .values(user_id=user_id, balance_micro=grant, held_micro=0, updated_at=self._clock())
+            .on_conflict_do_nothing(index_elements=[ACCOUNTS.c.user_id])
+            .returning(ACCOUNTS.c.user_id)
+        )
+        created = (await (await session.connection()).execute(statement)).first()
+        if created is not None and grant > 0:
+            session.add(self._ledger(user_id, "grant", grant, grant, cause_type="signup", reason="signup grant",
+                                     idempotency_key="signup"))  # fmt: skip
+
+    def _ledger(self, user_id: str, kind: str, amount: int, balance_after: int, **extra: str | None) -> LedgerEntry:
+        return LedgerEntry(id=new_id("led"), user_id=user_id, kind=kind, amount_micro=amount,
+                           balance_after_micro=balance_after, created_at=self._clock(), **extra)  # fmt: skip
+
+    async def balance(self, user_id: str) -> Balance:
+        async with self._db.transaction(readonly=True) as session:
+            account = await session.get(CreditAccount, user_id)
+        if account is None:
+            await self.open_account(user_id)
+            return await self.balance(user_id)
+        return Balance(
+            balance=to_credits(account.balance_micro),
+            held=to_credits(account.held_micro),
+            available=to_credits(account.balance_micro - account.held_micro),
+        )
+
+    async def balances(self, user_ids: list[str]) -> dict[str, Decimal]:
+        async with self._db.transaction(readonly=True) as session:
+            rows = (await session.exec(select(CreditAccount).where(col(CreditAccount.user_id).in_(user_ids)))).all()
+        return {row.user_id: to_credits(row.balance_micro) for row in rows}
+
+    # -- balance changes ---------------------------------------------------------------------------
+
+    async def grant(self, request: GrantRequest) -> LedgerEntryRead:
+        amount = to_micro(request.amount)
+        async with self._db.transaction() as session:
+            user = await self._target(session, request)
+            await self.ensure_account(session, user.id)
+            statement = (
+                sa.update(ACCOUNTS)
+                .where(ACCOUNTS.c.user_id == user.id)
+                .values(balance_micro=ACCOUNTS.c.balance_micro + amount, updated_at=self._clock())
+                .returning(ACCOUNTS.c.balance_micro)
+            )
+            balance_after = (await (await session.connection()).execute(statement)).scalar_one()
+            entry = self._ledger(user.id, "grant", amount, balance_after, cause_type="admin", reason=request.reason)
+            session.add(entry)
+        return _entry(entry)
+
+    async def _target(self, session: AsyncSession, request: GrantRequest) -> User:
+        if request.user_id is not None:
+            user = await session.get(User, request.user_id)
+        else:
+            email = (request.email or "").strip().lower()
+            user = (await session.exec(select(User).where(User.email == email))).first()
+        if user is None:
+            raise NotFoundError("user not found")
+        return user
+
+    async def charge(
+        self,
+        user_id: str,
+        amount_micro: int,
+        *,
+        cause_type: str | None = None,
+        cause_id: str | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> LedgerEntryRead:
+        """Take ``amount_micro`` from what is available now; 402 when it is not there. Idempotent by key."""
+        async with self._db.transaction() as session:
+            await self.ensure_account(session, user_id)
+            if idempotency_key is not None:
+                done = (
+                    await session.exec(
+                        select(LedgerEntry).where(
+                            LedgerEntry.user_id == user_id, LedgerEntry.idempotency_key == idempotency_key
+                        )
+                    )
+                ).first()
+                if done is not None:
+                    return _entry(done)
+            statement = (
+                sa.update(ACCOUNTS)
+                .where(
+                    ACCOUNTS.c.user_id == user_id,
+                    ACCOUNTS.c.balance_micro - ACCOUNTS.c.held_micro >= amount_micro,
+                )
+                .values(balance_micro=ACCOUNTS.c.balance_micro - amount_micro, updated_at=self._clock())
+                .returning(ACCOUNTS.c.balance_micro)
+            )
+            balance_after = (await (await session.connection()).execute(statement)).scalar_one_or_none()
+            if balance_after is None:
+                raise InsufficientCreditsError(
+                    "not enough credits", details={"needed": float(to_credits(amount_micro))}
+                )
+            entry = self._ledger(user_id, "charge", -amount_micro, balance_after, cause_type=cause_type,
+                                 cause_id=cause_id, reason=reason, idempotency_key=idempotency_key)  # fmt: skip
+            session.add(entry)
+        return _entry(entry)
+
+    # -- holds ---------------------------------------------------------------------------------------
+
+    async def hold_up_to(
+        self, user_id: str, *, at_most: int, at_least: int, cause_type: str, cause_id: str
+    ) -> tuple[str, int]:
+        """Reserve as much as available up to ``at_most``; 402 below ``at_least``. Returns (hold id, amount)."""
+        async with self._db.transaction() as session:
+            await self.ensure_account(session, user_id)
+            account = (
+                await session.exec(select(CreditAccount).where(CreditAccount.user_id == user_id).with_for_update())
+            ).one()
+            amount = min(at_most, account.balance_micro - account.held_micro)
+            if amount < max(at_least, 0) or amount <= 0:
+                raise InsufficientCreditsError(
+                    "not enough credits for this request",
+                    details={"available": float(to_credits(account.balance_micro - account.held_micro)),
+                             "needed": float(to_credits(at_least))},
+                )  # fmt: skip
+            statement = (
+                sa.update(ACCOUNTS)
+                .where(ACCOUNTS.c.user_id == user_id, ACCOUNTS.c.balance_micro - ACCOUNTS.c.held_micro >= amount)
+                .values(held_micro=ACCOUNTS.c.held_micro + amount, updated_at=self._clock())
+            )
+            if (await (await session.connection()).execute(statement)).rowcount != 1:
+                raise InsufficientCreditsError("not enough credits for this request")
+            now = self._clock()
+            hold = CreditHold(id=new_id("hld"), user_id=user_id, amount_micro=amount, cause_type=cause_type,
+                              cause_id=cause_id, created_at=now,
+                              expires_at=now + timedelta(seconds=self._settings.hold_ttl_s))  # fmt: skip
+            session.add(hold)
+        return hold.id, amount
+
+    async def settle_in(
+        self, session: AsyncSession, hold_id: str | None, user_id: str, cost_micro: int, *, cause_type: str,
+        cause_id: str,
+    ) -> tuple[int, int]:  # fmt: skip
+        """Inside the caller's transaction: release the hold and charge the real cost, never below zero.
+
+        Returns (charged, balance after). The cost is charged in full when the balance covers it (it
+        normally does, the hold reserved the most a call could cost).
+        """
+        await self.ensure_account(session, user_id)
+        connection = await session.connection()
+        held = 0
+        if hold_id is not None:
+            released = await connection.execute(
+                sa.delete(HOLDS).where(HOLDS.c.id == hold_id).returning(HOLDS.c.amount_micro)
+            )
+            held = released.scalar_one_or_none() or 0
+        account = (
+            await session.exec(select(CreditAccount).where(CreditAccount.user_id == user_id).with_for_update())
+        ).one()
+        charged = max(0, min(cost_micro, account.balance_micro))
+        statement = (
+            sa.update(ACCOUNTS)
+            .where(ACCOUNTS.c.user_id == user_id, ACCOUNTS.c.balance_micro >= charged)
+            .values(balance_micro=ACCOUNTS.c.balance_micro - charged,
+                    held_micro=ACCOUNTS.c.held_micro - held, updated_at=self._clock())
+            .returning(ACCOUNTS.c.balance_micro)
+        )  # fmt: skip
+        balance_after = (await connection.execute(statement)).scalar_one()
+        session.expire(account)
+        if charged > 0:
+            session.add(self._ledger(user_id, "charge", -charged, balance_after, cause_type=cause_type,
+                                     cause_id=cause_id))  # fmt: skip
+        return charged, balance_after
+
+    async def release(self, hold_id: str) -> None:
+        async with self._db.transaction() as session:
+            connection = await session.connection()
+            row = (
+                await connection.execute(
+                    sa.delete(HOLDS).where(HOLDS.c.id == hold_id).returning(HOLDS.c.user_id, HOLDS.c.amount_micro)
+                )
+            ).first()
+            if row is not None:
+                await connection.execute(
+                    sa.update(ACCOUNTS)
+                    .where(ACCOUNTS.c.user_id == row.user_id)
+                    .values(held_micro=ACCOUNTS.c.held_micro - row.amount_micro)
+                )
+
+    async def release_stale_holds(self, *, all_holds: bool) -> int:
+        """At start every hold is stale (its work died with the previous process); later, the expired ones."""
+        async with self._db.transaction() as session:
+            connection = await session.connection()
+            condition = sa.true() if all_holds else HOLDS.c.expires_at <= self._clock()
+            rows = (await connection.execute(
+                sa.delete(HOLDS).where(condition).returning(HOLDS.c.user_id, HOLDS.c.amount_micro)
+            )).all()  # fmt: skip
+            released: dict[str, int] = defaultdict(int)
+            for row in rows:
+                released[row.user_id] += row.amount_micro
+            for user_id, amount in released.items():
+                await connection.execute(
+                    sa.update(ACCOUNTS).where(ACCOUNTS.c.user_id == user_id)
+                    .values(held_micro=ACCOUNTS.c.held_micro - amount)
+                )  # fmt: skip
+        return len(rows)
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    async def history(self, user_id: str, *, limit: int, cursor: str | None) -> Page[LedgerEntryRead]:
+        async with self._db.transaction(readonly=True) as session:
+            rows, next_cursor = await keyset_page(
+                session, select(LedgerEntry).where(LedgerEntry.user_id == user_id),
+                created_at=LedgerEntry.created_at, row_id=LedgerEntry.id, limit=limit, cursor=cursor,
+            )  # fmt: skip
+        return Page(items=[_entry(row) for row in rows], next_cursor=next_cursor)
+
+    async def spend_by_day(self, user_id: str, *, days: int = 30) -> list[DailySpend]:
+        since = self._clock() - timedelta(days=days)
+        async with self._db.transaction(readonly=True) as session:
+            rows = (
+                await session.exec(
+                    select(LedgerEntry).where(
+                        LedgerEntry.user_id == user_id, LedgerEntry.kind == "charge", LedgerEntry.created_at >= since
+                    )
+                )
+            ).all()
+        totals: dict[date, int] = defaultdict(int)
+        for row in rows:
+            totals[row.created_at.date()] += -row.amount_micro
+        first = since.date()
+        return [DailySpend(day=first + timedelta(days=i), credits=to_credits(totals.get(first + timedelta(days=i), 0)))
+                for i in range(days + 1)]  # fmt: skip
+
+    async def ledger_sum(self, user_id: str) -> int:
+        async with self._db.transaction(readonly=True) as session:
+            statement = select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount_micro), 0)).where(
+                LedgerEntry.user_id == user_id
+            )
+            return int((await session.exec(statement)).one())
