@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,7 @@ class ChatView:
     principal: Principal
     session_id: str | None
     on_session_created: Callable[[str], None]
+    on_turn_finished: Callable[[], Awaitable[None]]
     run_id: str | None = None
     messages: list[MessageRead] = field(default_factory=list)
 
@@ -264,6 +265,7 @@ class ChatView:
             self.run_id = None
             self._running(False)
             await self._render(await self._detail())
+            await self.on_turn_finished()
 
     def _on_event(self, event: RunEvent) -> None:
         answer = self.streaming

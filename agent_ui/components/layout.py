@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from nicegui import app, ui
+from nicegui import app, background_tasks, ui
 
 from services.auth import Principal
+from services.container import Services
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,32 @@ NAVIGATION = (
 )
 
 
+class BalanceBadge:
+    """The user's available credits in the header; pages refresh it after spending."""
+
+    def __init__(self, services: Services, principal: Principal) -> None:
+        self._services = services
+        self._user_id = principal.user.id
+        with ui.link(target="/settings#credits").classes("no-underline"):
+            self.label = (
+                ui.badge("… credits", color="white", text_color="primary").classes("text-sm px-2 py-1").mark("balance")
+            )
+            self.label.tooltip("Available credits")
+
+    async def refresh(self) -> None:
+        balance = await self._services.credits.balance(self._user_id)
+        self.label.set_text(f"{balance.available:,.4f} credits")
+
+
+@dataclass
+class Shell:
+    balance: BalanceBadge
+
+
 @contextmanager
-def frame(principal: Principal, *, title: str, active: str, on_sign_out: Callable[[], object]) -> Iterator[None]:
+def frame(
+    services: Services, principal: Principal, *, title: str, active: str, on_sign_out: Callable[[], object]
+) -> Iterator[Shell]:
     """Wrap a page: everything created inside lands in the main column."""
     dark = ui.dark_mode(app.storage.user.get("dark_mode", False))
 
@@ -42,6 +67,8 @@ def frame(principal: Principal, *, title: str, active: str, on_sign_out: Callabl
         drawer_button = ui.button(icon="menu").props("flat round color=white").mark("nav-toggle")
         ui.link("agent-ui", "/").classes("text-lg font-semibold text-white no-underline")
         ui.space()
+        badge = BalanceBadge(services, principal)
+        background_tasks.create(badge.refresh(), name="balance", context=ui.context.client)
         ui.button(icon="dark_mode", on_click=toggle_dark).props("flat round color=white").tooltip(
             "Toggle dark mode"
         ).mark("dark-toggle")
@@ -70,7 +97,7 @@ def frame(principal: Principal, *, title: str, active: str, on_sign_out: Callabl
 
     with ui.column().classes("w-full max-w-5xl mx-auto p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold")
-        yield
+        yield Shell(balance=badge)
 
 
 def coming_soon(what: str, details: list[str]) -> None:

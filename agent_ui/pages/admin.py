@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from nicegui import ui
+from pydantic import ValidationError
 
 from agent_ui.components.layout import frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
@@ -12,6 +15,7 @@ from services.auth import Principal, UserRead
 from services.auth.models import Role
 from services.auth.schemas import UserAdminUpdate
 from services.container import Services
+from services.credits import GrantRequest
 from services.errors import DomainError
 
 
@@ -23,7 +27,9 @@ def register(services: Services) -> None:
             return to_login(request)
         if not principal.is_admin:
             return RedirectResponse("/", status_code=303)
-        with frame(principal, title="Users", active="/admin/users", on_sign_out=sign_out_handler(request, services)):
+        with frame(
+            services, principal, title="Users", active="/admin/users", on_sign_out=sign_out_handler(request, services)
+        ):
             await user_table(services, principal)
         return None
 
@@ -32,16 +38,21 @@ async def user_table(services: Services, principal: Principal) -> None:
     @ui.refreshable
     async def rows() -> None:
         page = await services.auth.list_users(limit=200, cursor=None)
+        balances = await services.credits.balances([user.id for user in page.items])
         with ui.card().classes("w-full gap-0"):
             for user in page.items:
-                user_row(user)
+                user_row(user, balances.get(user.id))
 
-    def user_row(user: UserRead) -> None:
+    def user_row(user: UserRead, balance: Decimal | None) -> None:
         is_self = user.id == principal.user.id
         with ui.row().classes("items-center w-full gap-3 py-2 border-b").mark(f"user-{user.email}"):
             with ui.column().classes("gap-0 grow"):
                 ui.label(user.email + ("  (you)" if is_self else "")).classes("font-medium")
                 ui.label(f"since {user.created_at:%Y-%m-%d}").classes("text-xs text-grey-7")
+            ui.label(f"{balance or 0:,.4f} credits").classes("font-mono text-sm").mark(f"balance-{user.email}")
+            ui.button("Grant", icon="add_card", on_click=lambda u=user: grant_dialog(u)).props("flat dense").mark(
+                f"grant-{user.email}"
+            )
             ui.select(
                 [Role.USER.value, Role.ADMIN.value],
                 value=user.role.value,
@@ -52,6 +63,29 @@ async def user_table(services: Services, principal: Principal) -> None:
                 value=user.is_disabled,
                 on_change=lambda e, u=user: change(u, UserAdminUpdate(disabled=bool(e.value))),
             ).props("color=negative").mark(f"disable-{user.email}").set_enabled(not is_self)
+
+    def grant_dialog(user: UserRead) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-2"):
+            ui.label(f"Grant credits to {user.email}").classes("font-medium")
+            amount = ui.number("Credits", value=10, min=0.000001, format="%.6f").props("outlined").mark("grant-amount")
+            reason = ui.input("Reason (optional)").props("outlined").mark("grant-reason")
+
+            async def submit() -> None:
+                try:
+                    request = GrantRequest(user_id=user.id, amount=Decimal(str(amount.value or 0)),
+                                           reason=reason.value or None)  # fmt: skip
+                    await services.credits.grant(request)
+                except (ValidationError, DomainError) as exc:
+                    ui.notify(getattr(exc, "message", "Give a positive amount."), type="negative")
+                    return
+                dialog.close()
+                ui.notify(f"Granted {request.amount} credits to {user.email}", type="positive")
+                rows.refresh()
+
+            with ui.row().classes("justify-end w-full"):
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+                ui.button("Grant", on_click=submit).mark("grant-submit")
+        dialog.open()
 
     async def change(user: UserRead, update: UserAdminUpdate) -> None:
         try:

@@ -25,7 +25,9 @@ def register(services: Services) -> None:
             except NotFoundError:
                 return RedirectResponse("/", status_code=303)
         with (
-            frame(principal, title="Chat", active="/", on_sign_out=sign_out_handler(request, services)),
+            frame(
+                services, principal, title="Chat", active="/", on_sign_out=sign_out_handler(request, services)
+            ) as shell,
             ui.row().classes("w-full gap-4 items-start no-wrap max-md:flex-col"),
         ):
             select_session = await sessions_sidebar(services, principal, session_id)
@@ -35,7 +37,10 @@ def register(services: Services) -> None:
                 ui.navigate.history.replace(f"/chat/{new_id}")
 
             with ui.column().classes("grow min-w-0 gap-3 max-md:w-full"):
-                view = ChatView(services, principal, session_id, on_session_created=session_created)
+                view = ChatView(
+                    services, principal, session_id, on_session_created=session_created,
+                    on_turn_finished=shell.balance.refresh,
+                )  # fmt: skip
                 await view.build()
         return None
 

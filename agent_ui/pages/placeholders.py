@@ -40,6 +40,6 @@ def _register_one(services: Services, path: str, title: str, what: str, details:
         principal = await signed_in(request, services)
         if principal is None:
             return to_login(request)
-        with frame(principal, title=title, active=path, on_sign_out=sign_out_handler(request, services)):
+        with frame(services, principal, title=title, active=path, on_sign_out=sign_out_handler(request, services)):
             coming_soon(what, details)
         return None

@@ -1,4 +1,4 @@
-"""Settings: the user's API keys (create, shown once with copy; list, deactivate, revoke)."""
+"""Settings: account, API keys (shown once, with copy; list, deactivate, revoke) and credits."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from nicegui import ui
 
 from agent_ui.components.api_keys import api_keys_section
+from agent_ui.components.credits import credits_section
 from agent_ui.components.layout import frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from services.container import Services
@@ -18,9 +19,12 @@ def register(services: Services) -> None:
         principal = await signed_in(request, services)
         if principal is None:
             return to_login(request)
-        with frame(principal, title="Settings", active="/settings", on_sign_out=sign_out_handler(request, services)):
+        with frame(
+            services, principal, title="Settings", active="/settings", on_sign_out=sign_out_handler(request, services)
+        ):
             with ui.card().classes("w-full"):
                 ui.label("Account").classes("text-lg font-medium")
                 ui.label(f"{principal.user.email} · {principal.user.role}").mark("account-email")
             await api_keys_section(services, principal)
+            await credits_section(services, principal)
         return None
