@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", help="bind address (default: AGENT_UI_SERVER__HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: AGENT_UI_SERVER__PORT or 8080)")
     commands.add_parser("migrate", help="bring the database schema up to date and exit")
+    sandbox = commands.add_parser("sandbox", help="sandbox engine tasks")
+    sandbox.add_argument("action", choices=["build-image"], help="build the sandbox image on the engine")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -39,6 +41,15 @@ def main(argv: list[str] | None = None) -> None:
 
         asyncio.run(migrate())
         print(f"schema is up to date ({db.backend})")
+    elif args.command == "sandbox":
+        import docker
+
+        from services.sandbox import docker_host
+        from services.sandbox.image import build_image
+
+        host = docker_host(settings.sandbox)
+        client = docker.DockerClient(base_url=host) if host else docker.from_env()
+        print(f"built {build_image(client)} on {host or 'the default Docker engine'}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
     errors.ValidationFailedError: 422,
+    errors.PayloadTooLargeError: 413,
     errors.QuotaExceededError: 429,
     errors.UpstreamUnavailableError: 503,
 }

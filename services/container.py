@@ -15,6 +15,7 @@ from services.db import Database
 from services.health import HealthService
 from services.llm import LocalModelRunner, ModelRegistry
 from services.runs import RunService
+from services.sandbox import SandboxService, make_backend
 from services.security import derive_key
 from services.settings import Settings
 
@@ -39,6 +40,7 @@ class Services:
     runs: RunService
     chat: ChatService
     credits: CreditService
+    sandboxes: SandboxService | None
 
     async def start(self) -> None:
         """Open connections, run migrations, recover from a crash; called from the app's startup handler."""
@@ -49,9 +51,13 @@ class Services:
         await self.runs.start()
         await self.chat.recover_interrupted()
         await self.credits.start()
+        if self.sandboxes is not None:
+            await self.sandboxes.start()
 
     async def stop(self) -> None:
         await self.chat.shutdown()
+        if self.sandboxes is not None:
+            await self.sandboxes.stop()
         await self.credits.stop()
         await self.runs.stop()
         await self.models.close()
@@ -71,6 +77,12 @@ def build_services(settings: Settings, secret: bytes) -> Services:
     runs = RunService(db=db, flush_interval_s=settings.chat.event_flush_interval_ms / 1000)
     credits = CreditService(db=db, settings=settings.credits)
     meter = CreditMeter(db=db, credits=credits, metrics=SessionMetricsMeter(db=db))
+    backend = make_backend(settings.sandbox, instance=derive_key(secret, "instance").hex()[:16])
+    sandboxes = (
+        SandboxService(db=db, backend=backend, credits=credits, settings=settings.sandbox, prices=settings.credits)
+        if backend is not None
+        else None
+    )
     chat = ChatService(
         db=db,
         runs=runs,
@@ -87,10 +99,13 @@ def build_services(settings: Settings, secret: bytes) -> Services:
         agent_config=AgentConfigService(
             version=current_version, registration_open=settings.auth.allow_registration, models=models, tools=tools
         ),
-        health=HealthService(db=db, models=models, version=current_version, started_at=time.monotonic()),
+        health=HealthService(
+            db=db, models=models, sandbox_backend=backend, version=current_version, started_at=time.monotonic()
+        ),
         models=models,
         tools=tools,
         runs=runs,
         chat=chat,
         credits=credits,
+        sandboxes=sandboxes,
     )

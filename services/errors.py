@@ -70,3 +70,9 @@ class UpstreamUnavailableError(DomainError):
     """A dependency (LLM, engine, MCP server, TTS) did not answer (503)."""
 
     code = "upstream_unavailable"
+
+
+class PayloadTooLargeError(DomainError):
+    """The request body is larger than allowed (413)."""
+
+    code = "payload_too_large"

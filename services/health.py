@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Literal
 
@@ -9,6 +10,7 @@ from pydantic import BaseModel
 
 from services.db.database import Database
 from services.llm import ModelRegistry
+from services.sandbox.base import SandboxBackend
 
 DependencyStatus = Literal["ok", "down", "not_configured", "starting", "idle"]
 
@@ -27,9 +29,18 @@ class HealthReport(BaseModel):
 
 
 class HealthService:
-    def __init__(self, *, db: Database, models: ModelRegistry, version: str, started_at: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        models: ModelRegistry,
+        sandbox_backend: SandboxBackend | None,
+        version: str,
+        started_at: float | None = None,
+    ) -> None:
         self._db = db
         self._models = models
+        self._sandbox_backend = sandbox_backend
         self._version = version
         self._started_at = started_at or time.monotonic()
 
@@ -56,6 +67,19 @@ class HealthService:
             detail += "; providers: " + ", ".join(providers)
         return DependencyHealth(status=status, detail=detail)
 
+    async def _docker(self) -> DependencyHealth:
+        backend = self._sandbox_backend
+        if backend is None:
+            return DependencyHealth(status="not_configured", detail="sandboxes are disabled")
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(2):
+                version = await backend.ping()
+        except Exception as exc:
+            return DependencyHealth(status="down", detail=f"{backend.kind} backend: {getattr(exc, 'message', exc)}")
+        return DependencyHealth(status="ok", detail=f"{backend.kind} backend, engine {version}",
+                                latency_ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
+
     async def report(self) -> HealthReport:
         db = await self._db.health()
         dependencies = {
@@ -65,7 +89,7 @@ class HealthService:
                 latency_ms=db.latency_ms,
             ),
             "llm": self._llm(),
-            "docker": DependencyHealth(status="not_configured", detail="sandboxes arrive in a later release"),
+            "docker": await self._docker(),
             "tts": DependencyHealth(status="not_configured", detail="speech arrives in a later release"),
         }
         return HealthReport(

@@ -96,6 +96,29 @@ class ChatSettings(BaseModel):
     system_prompt: str = "You are a helpful assistant. Answer concisely and use markdown."
 
 
+class SandboxSettings(BaseModel):
+    """Sandboxes: where they run, their default and largest limits, quotas and lifetimes."""
+
+    backend: Literal["docker", "none"] = "docker"
+    docker_host: str | None = None  # None: DOCKER_HOST, else agent-ui's own engine, else the default socket
+    image: str = "localhost/agent-ui-sandbox:python3.11-r1"
+    allow_network: bool = False
+    max_live_per_user: int = Field(default=3, ge=0)
+    default_timeout_s: int = Field(default=1800, ge=30)
+    max_timeout_s: int = Field(default=24 * 3600, ge=30)
+    default_cpu: float = Field(default=1.0, gt=0)
+    max_cpu: float = Field(default=2.0, gt=0)
+    default_memory_mb: int = Field(default=512, ge=32)
+    max_memory_mb: int = Field(default=2048, ge=32)
+    pids: int = Field(default=256, ge=16)
+    disk_mb: int = Field(default=512, ge=1)
+    exec_timeout_s: float = Field(default=60, gt=0)
+    max_exec_timeout_s: float = Field(default=600, gt=0)
+    max_output_bytes: int = Field(default=1_000_000, ge=1024)
+    max_upload_bytes: int = Field(default=50_000_000, ge=1024)
+    reap_interval_s: float = Field(default=15, gt=0)
+
+
 class CreditsSettings(BaseModel):
     """Prices of what is billed besides model tokens (models carry their own), and the signup grant."""
 
@@ -126,6 +149,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     chat: ChatSettings = ChatSettings()
     credits: CreditsSettings = CreditsSettings()
+    sandbox: SandboxSettings = SandboxSettings()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL as given, or the SQLite file in the data dir."""

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 import services.auth.models
 import services.chat.models
 import services.credits.models
-import services.runs.models  # noqa: F401
+import services.runs.models
+import services.sandbox.models  # noqa: F401
 
 metadata = SQLModel.metadata

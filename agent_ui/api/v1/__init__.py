@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agent_ui.api.v1 import admin, api_keys, auth, chat, config, credits, health
+from agent_ui.api.v1 import admin, api_keys, auth, chat, config, credits, health, sandbox
 
 
 def build_api_router() -> APIRouter:
@@ -13,6 +13,7 @@ def build_api_router() -> APIRouter:
     agent.include_router(config.router)
     agent.include_router(chat.router)
     agent.include_router(credits.router)
+    agent.include_router(sandbox.router)
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)

@@ -1,0 +1,286 @@
+"""Sandboxes as containers on a Docker engine, through the docker SDK (blocking: every call runs in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import math
+import posixpath
+import queue
+import tarfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from services.errors import InvalidRequestError, NotFoundError, UpstreamUnavailableError
+from services.sandbox.base import (
+    WORKSPACE,
+    ExecResult,
+    FileEntry,
+    LabelledSandbox,
+    OutputChunk,
+    SandboxSpec,
+)
+from services.sandbox.image import SANDBOX_UID
+
+T = TypeVar("T")
+# The value is the instance's id: instances sharing an engine never touch each other's sandboxes.
+LABEL_APP = "agent-ui.sandbox"
+LIST_DIR = (
+    "import json, os, sys\n"
+    "out = []\n"
+    "for e in os.scandir(sys.argv[1]):\n"
+    "    s = e.stat(follow_symlinks=False)\n"
+    "    k = 'link' if e.is_symlink() else 'dir' if e.is_dir() else 'file' if e.is_file() else 'other'\n"
+    "    out.append([e.name, k, s.st_size, s.st_mtime])\n"
+    "print(json.dumps(out))\n"
+)
+
+
+class DockerSandboxBackend:
+    kind = "docker"
+
+    def __init__(self, *, docker_host: str | None, instance: str) -> None:
+        self._docker_host = docker_host
+        self._instance = instance
+        self._client: Any = None
+
+    @property
+    def address(self) -> str:
+        return self._docker_host or "the default Docker socket"
+
+    def _docker(self) -> Any:
+        if self._client is None:
+            import docker
+
+            self._client = (
+                docker.DockerClient(base_url=self._docker_host, timeout=30)
+                if self._docker_host
+                else docker.from_env(timeout=30)
+            )
+        return self._client
+
+    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        except docker.errors.ImageNotFound as exc:
+            raise UpstreamUnavailableError(
+                "the sandbox image is not built on this engine: run `agent-ui sandbox build-image`",
+                code="sandbox_image_missing",
+            ) from exc
+        except docker.errors.NotFound as exc:
+            raise NotFoundError("sandbox not found on the engine") from exc
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            if isinstance(exc, docker.errors.APIError) and exc.status_code and exc.status_code < 500:
+                raise InvalidRequestError(f"the engine refused: {exc.explanation}") from exc
+            self._client = None
+            raise UpstreamUnavailableError(f"the Docker engine at {self.address} does not answer") from exc
+
+    async def ping(self) -> str:
+        return await self._call(lambda: self._docker().version()["Version"])
+
+    async def create(self, spec: SandboxSpec) -> str:
+        labels = {LABEL_APP: self._instance, "agent-ui.sandbox-id": spec.sandbox_id, "agent-ui.user-id": spec.user_id}
+
+        def create() -> str:
+            client = self._docker()
+            volume = client.volumes.create(name=f"agent-ui-{spec.sandbox_id}", labels=labels)
+            container = client.containers.run(
+                spec.image,
+                command=["sleep", "2147483647"],
+                name=f"agent-ui-{spec.sandbox_id}",
+                detach=True,
+                init=True,
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                working_dir=WORKSPACE,
+                environment=spec.env,
+                labels=labels,
+                network_mode="bridge" if spec.network else "none",
+                read_only=True,
+                tmpfs={"/tmp": "rw,nosuid,nodev,size=64m", "/home/sandbox": "rw,nosuid,nodev,size=16m,uid=1000"},  # noqa: S108
+                volumes={volume.name: {"bind": WORKSPACE, "mode": "rw"}},
+                mem_limit=f"{spec.limits.memory_mb}m",
+                memswap_limit=f"{spec.limits.memory_mb}m",
+                nano_cpus=int(spec.limits.cpu * 1e9),
+                pids_limit=spec.limits.pids,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                ulimits=[{"Name": "nofile", "Soft": 1024, "Hard": 1024}],
+            )
+            return container.id
+
+        return await self._call(create)
+
+    def _exec_command(self, command: str, timeout_s: float) -> list[str]:
+        # exec has no timeout of its own: busybox `timeout` kills the command (exit 137) when it runs over.
+        return ["timeout", "-s", "KILL", str(max(1, math.ceil(timeout_s))), "sh", "-c", command]
+
+    async def exec(
+        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
+    ) -> ExecResult:
+        result: ExecResult | None = None
+        async for item in self.exec_stream(
+            ref, command, timeout_s=timeout_s, workdir=workdir, env=env, max_output=max_output
+        ):
+            if isinstance(item, ExecResult):
+                result = item
+        assert result is not None
+        return result
+
+    async def exec_stream(
+        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
+    ) -> AsyncIterator[OutputChunk | ExecResult]:
+        chunks: queue.Queue[tuple[str, bytes] | ExecResult | BaseException] = queue.Queue()
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                api = self._docker().api
+                exec_id = api.exec_create(ref, self._exec_command(command, timeout_s), workdir=workdir,
+                                          environment=env, user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]  # fmt: skip
+                kept = {"stdout": 0, "stderr": 0}
+                truncated = False
+                out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+                for stdout, stderr in api.exec_start(exec_id, stream=True, demux=True):
+                    for name, data in (("stdout", stdout), ("stderr", stderr)):
+                        if not data:
+                            continue
+                        room = max_output - kept[name]
+                        if room <= 0:
+                            truncated = True
+                            continue
+                        if len(data) > room:
+                            data, truncated = data[:room], True
+                        kept[name] += len(data)
+                        out[name].append(data)
+                        chunks.put((name, data))
+                        loop.call_soon_threadsafe(ready.set)
+                exit_code = api.exec_inspect(exec_id)["ExitCode"]
+                elapsed = time.monotonic() - started
+                timed_out = exit_code == 137 and elapsed >= timeout_s - 0.5
+                chunks.put(ExecResult(
+                    exit_code=None if timed_out else exit_code,
+                    stdout=b"".join(out["stdout"]).decode(errors="replace"),
+                    stderr=b"".join(out["stderr"]).decode(errors="replace"),
+                    timed_out=timed_out, truncated=truncated, elapsed_ms=round(elapsed * 1000),
+                ))  # fmt: skip
+            except BaseException as exc:  # handed to the event loop, raised there
+                chunks.put(exc)
+            loop.call_soon_threadsafe(ready.set)
+
+        thread = threading.Thread(target=run, name=f"exec-{ref[:12]}", daemon=True)
+        thread.start()
+        while True:
+            await ready.wait()
+            ready.clear()
+            while not chunks.empty():
+                item = chunks.get_nowait()
+                if isinstance(item, BaseException):
+                    await self._call(_raise, item)  # the same error mapping as every other call
+                if isinstance(item, ExecResult):
+                    yield item
+                    return
+                yield OutputChunk(item[0], item[1].decode(errors="replace"))  # type: ignore[arg-type]
+
+    async def _sh(self, ref: str, *argv: str) -> tuple[int, str, str]:
+        def run() -> tuple[int, str, str]:
+            api = self._docker().api
+            exec_id = api.exec_create(ref, list(argv), user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]
+            stdout, stderr = api.exec_start(exec_id, demux=True)
+            return (api.exec_inspect(exec_id)["ExitCode"], (stdout or b"").decode(errors="replace"),
+                    (stderr or b"").decode(errors="replace"))  # fmt: skip
+
+        return await self._call(run)
+
+    async def resolve(self, ref: str, path: str) -> str:
+        code, stdout, _ = await self._sh(ref, "readlink", "-f", path)
+        return stdout.strip() if code == 0 and stdout.strip() else path
+
+    async def put_file(self, ref: str, path: str, data: bytes) -> None:
+        relative = posixpath.relpath(path, WORKSPACE)
+        buffer = io.BytesIO()
+        now = time.time()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            parts = relative.split("/")
+            for depth in range(1, len(parts)):
+                info = tarfile.TarInfo("/".join(parts[:depth]))
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
+                info.uid = info.gid = SANDBOX_UID
+                tar.addfile(info)
+            info = tarfile.TarInfo(relative)
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o644, SANDBOX_UID, SANDBOX_UID, now
+            tar.addfile(info, io.BytesIO(data))
+        await self._call(lambda: self._docker().api.put_archive(ref, WORKSPACE, buffer.getvalue()))
+
+    async def get_file(self, ref: str, path: str) -> bytes:
+        def read() -> bytes:
+            stream, _stat = self._docker().api.get_archive(ref, path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r") as tar:
+                member = tar.next()
+                if member is None or not member.isfile():
+                    raise InvalidRequestError("not a regular file", code="not_a_file")
+                handle = tar.extractfile(member)
+                assert handle is not None
+                return handle.read()
+
+        return await self._call(read)
+
+    async def list_dir(self, ref: str, path: str) -> list[FileEntry]:
+        code, stdout, stderr = await self._sh(ref, "python3", "-c", LIST_DIR, path)
+        if code != 0:
+            if "NotADirectoryError" in stderr:
+                raise InvalidRequestError("not a directory", code="not_a_directory")
+            raise NotFoundError("no such directory in the sandbox")
+        return [
+            FileEntry(name=name, type=kind, size=size, modified=datetime.fromtimestamp(mtime, UTC))
+            for name, kind, size, mtime in sorted(json.loads(stdout))
+        ]
+
+    async def disk_usage(self, ref: str) -> int:
+        code, stdout, _ = await self._sh(ref, "du", "-sk", WORKSPACE)
+        return int(stdout.split()[0]) * 1024 if code == 0 and stdout.split() else 0
+
+    async def destroy(self, ref: str) -> None:
+        import docker.errors
+
+        def remove() -> None:
+            client = self._docker()
+            try:
+                container = client.containers.get(ref)
+            except docker.errors.NotFound:
+                return
+            volume = f"agent-ui-{container.labels.get('agent-ui.sandbox-id', '')}"
+            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                client.volumes.get(volume).remove(force=True)
+
+        await self._call(remove)
+
+    async def list_labelled(self) -> list[LabelledSandbox]:
+        def listing() -> list[LabelledSandbox]:
+            containers = self._docker().containers.list(all=True, filters={"label": f"{LABEL_APP}={self._instance}"})
+            return [LabelledSandbox(c.id, c.labels.get("agent-ui.sandbox-id", ""), c.labels.get("agent-ui.user-id", ""))
+                    for c in containers]  # fmt: skip
+
+        return await self._call(listing)
+
+    async def remove_orphan_volumes(self, keep: set[str]) -> None:
+        def prune() -> None:
+            for volume in self._docker().volumes.list(filters={"label": f"{LABEL_APP}={self._instance}"}):
+                if volume.name not in keep:
+                    volume.remove(force=True)
+
+        await self._call(prune)
+
+
+def _raise(error: BaseException) -> None:
+    raise error

@@ -1,0 +1,116 @@
+"""The contract every sandbox backend keeps (Docker engine now; a local isolated backend next)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+WORKSPACE = "/workspace"
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu: float
+    memory_mb: int
+    pids: int
+    disk_mb: int
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    sandbox_id: str
+    user_id: str
+    image: str
+    limits: Limits
+    network: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    truncated: bool
+    elapsed_ms: int
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    type: Literal["file", "dir", "link", "other"]
+    size: int
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class LabelledSandbox:
+    """A sandbox the engine holds, as its labels tell it."""
+
+    ref: str
+    sandbox_id: str
+    user_id: str
+
+
+class SandboxBackend(Protocol):
+    """Where sandboxes run. Every method may raise ``UpstreamUnavailableError`` when the engine does not answer.
+
+    Paths given to file methods are absolute, already resolved and checked to lie inside ``/workspace``.
+    """
+
+    kind: str
+
+    async def ping(self) -> str:
+        """The engine's version; raises when it does not answer."""
+        ...
+
+    async def create(self, spec: SandboxSpec) -> str:
+        """Start a sandbox and return the backend's reference to it (a container id)."""
+        ...
+
+    async def exec(
+        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
+    ) -> ExecResult:
+        """Run ``sh -c command``; killed after ``timeout_s``; each stream kept up to ``max_output`` bytes."""
+        ...
+
+    def exec_stream(
+        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
+    ) -> AsyncIterator[OutputChunk | ExecResult]:
+        """As :meth:`exec`, yielding output as it comes and the result last."""
+        ...
+
+    async def put_file(self, ref: str, path: str, data: bytes) -> None:
+        """Write a file, creating parent folders, owned by the sandbox user."""
+        ...
+
+    async def get_file(self, ref: str, path: str) -> bytes:
+        """A regular file's bytes; ``NotFoundError`` if missing, ``InvalidRequestError`` if not a regular file."""
+        ...
+
+    async def list_dir(self, ref: str, path: str) -> list[FileEntry]: ...
+
+    async def resolve(self, ref: str, path: str) -> str:
+        """The path with every symlink followed, as the sandbox sees it."""
+        ...
+
+    async def disk_usage(self, ref: str) -> int:
+        """Bytes used under /workspace."""
+        ...
+
+    async def destroy(self, ref: str) -> None:
+        """Remove the sandbox and its workspace. Missing is fine."""
+        ...
+
+    async def list_labelled(self) -> list[LabelledSandbox]:
+        """Every sandbox of this app the engine holds, running or not."""
+        ...

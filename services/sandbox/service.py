@@ -1,0 +1,323 @@
+"""The sandbox lifecycle: create within quotas and credits, exec, files inside /workspace, keepalive,
+destroy, a reaper for expired sandboxes, and reconciliation with the engine at start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import posixpath
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlmodel import col, select
+
+from services.clock import Clock, utcnow
+from services.credits import CreditService
+from services.credits.schemas import to_micro
+from services.db.database import Database
+from services.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    QuotaExceededError,
+    ValidationFailedError,
+)
+from services.ids import new_id
+from services.sandbox.base import WORKSPACE, ExecResult, FileEntry, Limits, OutputChunk, SandboxBackend, SandboxSpec
+from services.sandbox.models import Sandbox
+from services.sandbox.schemas import ExecRequest, SandboxCreate, SandboxDetail, SandboxRead
+from services.settings import CreditsSettings, SandboxSettings
+
+log = logging.getLogger(__name__)
+LIVE = ("starting", "running")
+
+
+def workspace_path(path: str | None) -> str:
+    """A path relative to /workspace, normalised; absolute paths and `..` that leave it are refused."""
+    raw = (path or "").strip()
+    if raw.startswith("/") or "\x00" in raw or "\\" in raw:
+        raise ValidationFailedError("paths are relative to /workspace", code="path_outside_workspace")
+    joined = posixpath.normpath(posixpath.join(WORKSPACE, raw))
+    if joined != WORKSPACE and not joined.startswith(WORKSPACE + "/"):
+        raise ValidationFailedError("the path leaves /workspace", code="path_outside_workspace")
+    return joined
+
+
+class SandboxService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        backend: SandboxBackend,
+        credits: CreditService,
+        settings: SandboxSettings,
+        prices: CreditsSettings,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._db = db
+        self.backend = backend
+        self._credits = credits
+        self._settings = settings
+        self._price_per_minute = to_micro(Decimal(str(prices.sandbox_price_per_minute)))
+        self._clock = clock
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reconcile with the engine, then reap expired sandboxes in the background."""
+        with contextlib.suppress(Exception):
+            await self.reconcile()
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_forever(), name="sandbox-reaper")
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+
+    async def reconcile(self) -> None:
+        """After a crash nothing of the previous process's sandboxes is trusted: remove them all.
+
+        Every labelled container on the engine is destroyed and every sandbox the database still calls
+        live is marked destroyed (its minutes settled), so no orphan survives a restart.
+        """
+        for labelled in await self.backend.list_labelled():
+            log.warning("removing sandbox container %s left by a previous process", labelled.sandbox_id)
+            await self.backend.destroy(labelled.ref)
+        async with self._db.transaction(readonly=True) as session:
+            stale = list((await session.exec(select(Sandbox).where(col(Sandbox.status).in_(LIVE)))).all())
+        for sandbox in stale:
+            await self._finish(sandbox, reason="server restart")
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.reap_interval_s)
+            try:
+                await self.reap()
+            except Exception:  # the next round tries again
+                log.exception("reaping sandboxes failed")
+
+    async def reap(self) -> int:
+        """Destroy sandboxes whose time to live has run out."""
+        async with self._db.transaction(readonly=True) as session:
+            statement = select(Sandbox).where(col(Sandbox.status).in_(LIVE), Sandbox.expires_at <= self._clock())
+            expired = list((await session.exec(statement)).all())
+        for sandbox in expired:
+            await self._destroy(sandbox, reason="expired")
+        return len(expired)
+
+    # -- create, read, destroy -----------------------------------------------------------------------------
+
+    async def create(self, user_id: str, request: SandboxCreate) -> SandboxRead:
+        settings = self._settings
+        if request.network and not settings.allow_network:
+            raise ValidationFailedError("networking is not enabled for sandboxes on this instance",
+                                        code="network_not_allowed")  # fmt: skip
+        timeout_s = request.timeout_s or settings.default_timeout_s
+        cpu = request.cpu or settings.default_cpu
+        memory_mb = request.memory_mb or settings.default_memory_mb
+        for name, value, most in [("timeout_s", timeout_s, settings.max_timeout_s), ("cpu", cpu, settings.max_cpu),
+                                  ("memory_mb", memory_mb, settings.max_memory_mb)]:  # fmt: skip
+            if value > most:
+                raise ValidationFailedError(f"{name} is at most {most} here", code="limit_too_high")
+        now = self._clock()
+        sandbox = Sandbox(
+            id=new_id("sbx"), user_id=user_id, backend=self.backend.kind, status="starting", template=request.template,
+            cpu=cpu, memory_mb=memory_mb, pids=settings.pids, disk_mb=settings.disk_mb, network=request.network,
+            session_id=request.session_id, timeout_s=timeout_s, created_at=now,
+            expires_at=now + timedelta(seconds=timeout_s),
+        )  # fmt: skip
+        async with self._db.transaction(exclusive=f"sandbox-quota:{user_id}") as session:
+            live = (
+                await session.exec(select(Sandbox).where(Sandbox.user_id == user_id, col(Sandbox.status).in_(LIVE)))
+            ).all()
+            if len(live) >= settings.max_live_per_user:
+                raise QuotaExceededError(
+                    f"you have {len(live)} live sandboxes, the most allowed; destroy one first",
+                    code="sandbox_quota", details={"limit": settings.max_live_per_user},
+                )  # fmt: skip
+            session.add(sandbox)
+        try:
+            sandbox.hold_ids = await self._hold_minutes(user_id, sandbox.id, timeout_s)
+            spec = SandboxSpec(sandbox_id=sandbox.id, user_id=user_id, image=settings.image,
+                               limits=Limits(cpu=cpu, memory_mb=memory_mb, pids=settings.pids,
+                                             disk_mb=settings.disk_mb),
+                               network=request.network, env=dict(request.env))  # fmt: skip
+            sandbox.ref = await self.backend.create(spec)
+            sandbox.status = "running"
+        except BaseException:
+            sandbox.status, sandbox.destroy_reason, sandbox.destroyed_at = "failed", "create failed", self._clock()
+            await self._save(sandbox)
+            await self._release_holds(sandbox)
+            raise
+        await self._save(sandbox)
+        return SandboxRead.model_validate(sandbox)
+
+    async def _hold_minutes(self, user_id: str, sandbox_id: str, seconds: int) -> list[str]:
+        cost = self._price_per_minute * math.ceil(seconds / 60)
+        if cost <= 0:
+            return []
+        hold_id, _ = await self._credits.hold_up_to(user_id, at_most=cost, at_least=cost, cause_type="sandbox",
+                                                     cause_id=sandbox_id)  # fmt: skip
+        return [hold_id]
+
+    async def _save(self, sandbox: Sandbox) -> None:
+        async with self._db.transaction() as session:
+            await session.merge(sandbox)
+
+    async def get(self, user_id: str, sandbox_id: str) -> SandboxDetail:
+        sandbox = await self._owned(user_id, sandbox_id)
+        used = None
+        if sandbox.status == "running" and sandbox.ref:
+            with contextlib.suppress(Exception):
+                used = await self.backend.disk_usage(sandbox.ref)
+        return SandboxDetail(**SandboxRead.model_validate(sandbox).model_dump(), disk_used_bytes=used)
+
+    async def list(self, user_id: str, *, include_destroyed: bool = False) -> list[SandboxRead]:
+        statement = select(Sandbox).where(Sandbox.user_id == user_id)
+        if not include_destroyed:
+            statement = statement.where(col(Sandbox.status).in_(LIVE))
+        async with self._db.transaction(readonly=True) as session:
+            rows = (await session.exec(statement.order_by(col(Sandbox.created_at).desc()))).all()
+        return [SandboxRead.model_validate(row) for row in rows]
+
+    async def keepalive(self, user_id: str, sandbox_id: str) -> SandboxRead:
+        """Reset the time to live; the extra minutes are held like the first ones."""
+        sandbox = await self._live(user_id, sandbox_id)
+        now = self._clock()
+        new_expiry = now + timedelta(seconds=sandbox.timeout_s)
+        extra = max(0, int((new_expiry - sandbox.expires_at).total_seconds()))
+        if extra:
+            sandbox.hold_ids = [*sandbox.hold_ids, *await self._hold_minutes(user_id, sandbox.id, extra)]
+        sandbox.expires_at = new_expiry
+        await self._save(sandbox)
+        return SandboxRead.model_validate(sandbox)
+
+    async def destroy(self, user_id: str, sandbox_id: str) -> None:
+        sandbox = await self._owned(user_id, sandbox_id)
+        if sandbox.status in LIVE:
+            await self._destroy(sandbox, reason="destroyed by user")
+
+    async def _destroy(self, sandbox: Sandbox, *, reason: str) -> None:
+        if sandbox.ref:
+            await self.backend.destroy(sandbox.ref)
+        await self._finish(sandbox, reason=reason)
+
+    async def _finish(self, sandbox: Sandbox, *, reason: str) -> None:
+        """Mark destroyed and charge the minutes it lived (at least one), releasing its holds."""
+        now = self._clock()
+        minutes = max(1, math.ceil((min(now, sandbox.expires_at) - sandbox.created_at).total_seconds() / 60))
+        cost = self._price_per_minute * minutes
+        async with self._db.transaction() as session:
+            holds = list(sandbox.hold_ids) or [None]
+            for index, hold_id in enumerate(holds):
+                await self._credits.settle_in(session, hold_id, sandbox.user_id, cost if index == 0 else 0,
+                                              cause_type="sandbox", cause_id=sandbox.id)  # fmt: skip
+            sandbox.status, sandbox.destroyed_at, sandbox.destroy_reason, sandbox.hold_ids = (
+                "destroyed",
+                now,
+                reason,
+                [],
+            )
+            await session.merge(sandbox)
+
+    async def _release_holds(self, sandbox: Sandbox) -> None:
+        for hold_id in sandbox.hold_ids:
+            await self._credits.release(hold_id)
+        sandbox.hold_ids = []
+        await self._save(sandbox)
+
+    async def _owned(self, user_id: str, sandbox_id: str) -> Sandbox:
+        async with self._db.transaction(readonly=True) as session:
+            sandbox = await session.get(Sandbox, sandbox_id)
+        if sandbox is None or sandbox.user_id != user_id:
+            raise NotFoundError("sandbox not found")
+        return sandbox
+
+    async def _live(self, user_id: str, sandbox_id: str) -> Sandbox:
+        sandbox = await self._owned(user_id, sandbox_id)
+        if sandbox.status not in LIVE or sandbox.ref is None:
+            raise NotFoundError("sandbox not found or no longer running")
+        return sandbox
+
+    # -- exec and files -------------------------------------------------------------------------------
+
+    def _exec_args(self, request: ExecRequest) -> dict[str, object]:
+        timeout = min(request.timeout_s or self._settings.exec_timeout_s, self._settings.max_exec_timeout_s)
+        return {"timeout_s": timeout, "workdir": workspace_path(request.workdir), "env": dict(request.env),
+                "max_output": self._settings.max_output_bytes}  # fmt: skip
+
+    async def exec(self, user_id: str, sandbox_id: str, request: ExecRequest) -> ExecResult:
+        sandbox = await self._live(user_id, sandbox_id)
+        assert sandbox.ref is not None
+        return await self._guard_disk(
+            sandbox, self.backend.exec(sandbox.ref, request.command, **self._exec_args(request))
+        )  # type: ignore[arg-type]
+
+    async def exec_stream(
+        self, user_id: str, sandbox_id: str, request: ExecRequest
+    ) -> AsyncIterator[OutputChunk | ExecResult]:
+        sandbox = await self._live(user_id, sandbox_id)
+        assert sandbox.ref is not None
+        return self.backend.exec_stream(sandbox.ref, request.command, **self._exec_args(request))  # type: ignore[arg-type]
+
+    async def _guard_disk(self, sandbox: Sandbox, running: object) -> ExecResult:
+        """Run an exec while watching the workspace; past the disk quota the sandbox is destroyed."""
+        task = asyncio.ensure_future(running)  # type: ignore[arg-type]
+        quota = sandbox.disk_mb * 2**20
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if done:
+                break
+            assert sandbox.ref is not None
+            with contextlib.suppress(Exception):
+                if await self.backend.disk_usage(sandbox.ref) > quota:
+                    task.cancel()
+                    await self._destroy(sandbox, reason="disk quota exceeded")
+                    raise QuotaExceededError(f"the workspace passed its {sandbox.disk_mb} MB quota; the sandbox "
+                                             "was destroyed", code="disk_quota")  # fmt: skip
+        result = task.result()
+        assert sandbox.ref is not None
+        if await self.backend.disk_usage(sandbox.ref) > quota:
+            await self._destroy(sandbox, reason="disk quota exceeded")
+            raise QuotaExceededError(f"the workspace passed its {sandbox.disk_mb} MB quota; the sandbox was "
+                                     "destroyed", code="disk_quota")  # fmt: skip
+        return result
+
+    async def _checked_path(self, sandbox: Sandbox, path: str | None) -> str:
+        """The path inside /workspace, with symlinks followed by the sandbox itself: links out are refused."""
+        wanted = workspace_path(path)
+        assert sandbox.ref is not None
+        real = await self.backend.resolve(sandbox.ref, wanted)
+        if real != WORKSPACE and not real.startswith(WORKSPACE + "/"):
+            raise ValidationFailedError("the path leads out of /workspace", code="path_outside_workspace")
+        return real
+
+    async def read(self, user_id: str, sandbox_id: str, path: str | None) -> bytes | list[FileEntry]:
+        """A file's bytes, or a directory's entries."""
+        sandbox = await self._live(user_id, sandbox_id)
+        real = await self._checked_path(sandbox, path)
+        assert sandbox.ref is not None
+        try:
+            return await self.backend.list_dir(sandbox.ref, real)
+        except InvalidRequestError:
+            return await self.backend.get_file(sandbox.ref, real)
+
+    async def write(self, user_id: str, sandbox_id: str, path: str | None, data: bytes) -> FileEntry:
+        sandbox = await self._live(user_id, sandbox_id)
+        if not path or workspace_path(path) == WORKSPACE:
+            raise ValidationFailedError("give the file's path", code="path_required")
+        real = await self._checked_path(sandbox, path)
+        assert sandbox.ref is not None
+        used = await self.backend.disk_usage(sandbox.ref)
+        if used + len(data) > sandbox.disk_mb * 2**20:
+            raise QuotaExceededError(f"the workspace quota is {sandbox.disk_mb} MB", code="disk_quota")
+        await self.backend.put_file(sandbox.ref, real, data)
+        name = posixpath.basename(real)
+        entries = await self.backend.list_dir(sandbox.ref, posixpath.dirname(real))
+        return next(entry for entry in entries if entry.name == name)
