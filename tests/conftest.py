@@ -119,14 +119,45 @@ def scripted_llm(upstream: ScriptedUpstream) -> dict:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, upstream: ScriptedUpstream) -> Settings:
+def sandbox_settings() -> dict:  # type: ignore[type-arg]
+    """Sandboxes are off unless a test module turns them on (overriding this fixture)."""
+    return {"backend": "none"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, upstream: ScriptedUpstream, sandbox_settings: dict) -> Settings:  # type: ignore[type-arg]
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
         secret_key=TEST_SECRET,
         auth={"api_key_last_used_interval_s": 60},
         llm=scripted_llm(upstream),
+        sandbox=sandbox_settings,
     )
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """agent-ui's own Docker engine (scripts/dockerd), with the sandbox image built: its DOCKER_HOST."""
+    import subprocess
+
+    import docker
+
+    from services.sandbox.image import IMAGE, build_image
+
+    started = subprocess.run(
+        [str(Path(__file__).resolve().parents[1] / "scripts" / "dockerd"), "start"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if started.returncode != 0:
+        raise RuntimeError(f"no Docker engine for the sandbox tests: {started.stderr}")
+    host = started.stdout.strip()
+    client = docker.DockerClient(base_url=host)
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        build_image(client)
+    return host
 
 
 @pytest.fixture

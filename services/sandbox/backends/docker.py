@@ -91,6 +91,7 @@ class DockerSandboxBackend:
 
         def create() -> str:
             client = self._docker()
+            client.images.get(spec.image)  # never pulled: no registry is assumed reachable
             volume = client.volumes.create(name=f"agent-ui-{spec.sandbox_id}", labels=labels)
             container = client.containers.run(
                 spec.image,
