@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("migrate", help="bring the database schema up to date and exit")
     sandbox = commands.add_parser("sandbox", help="sandbox engine tasks")
     sandbox.add_argument("action", choices=["build-image"], help="build the sandbox image on the engine")
+    sandbox.add_argument("--if-missing", action="store_true", help="only when the engine does not have it yet")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -49,7 +50,15 @@ def main(argv: list[str] | None = None) -> None:
 
         host = docker_host(settings.sandbox)
         client = docker.DockerClient(base_url=host) if host else docker.from_env()
-        print(f"built {build_image(client)} on {host or 'the default Docker engine'}")
+        where = host or "the default Docker engine"
+        if args.if_missing:
+            try:
+                client.images.get(settings.sandbox.image)
+                print(f"{settings.sandbox.image} is on {where}")
+                return
+            except docker.errors.ImageNotFound:
+                pass
+        print(f"built {build_image(client, settings.sandbox.image)} on {where}")
 
 
 if __name__ == "__main__":

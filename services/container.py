@@ -97,7 +97,11 @@ def build_services(settings: Settings, secret: bytes) -> Services:
         auth=AuthService(db=db, digester=digester, settings=settings.auth, on_register=credits.open_account),
         api_keys=ApiKeyService(db=db, digester=digester),
         agent_config=AgentConfigService(
-            version=current_version, registration_open=settings.auth.allow_registration, models=models, tools=tools
+            version=current_version,
+            registration_open=settings.auth.allow_registration,
+            models=models,
+            tools=tools,
+            sandbox_backend=backend.kind if backend else None,
         ),
         health=HealthService(
             db=db, models=models, sandbox_backend=backend, version=current_version, started_at=time.monotonic()

@@ -38,17 +38,28 @@ PLANNED = "not available in this version yet"
 
 
 class AgentConfigService:
-    def __init__(self, *, version: str, registration_open: bool, models: ModelRegistry, tools: ToolRegistry) -> None:
+    def __init__(
+        self,
+        *,
+        version: str,
+        registration_open: bool,
+        models: ModelRegistry,
+        tools: ToolRegistry,
+        sandbox_backend: str | None,
+    ) -> None:
+        self._sandbox_backend = sandbox_backend
         self._version = version
         self._registration_open = registration_open
         self._models = models
         self._tools = tools
 
     def describe(self) -> AgentConfig:
-        capabilities = {
-            name: Capability(enabled=False, detail=PLANNED)
-            for name in ("generation", "sandboxes", "mcp", "rag", "tts", "credits")
-        }
+        capabilities = {name: Capability(enabled=False, detail=PLANNED) for name in ("generation", "mcp", "rag", "tts")}
+        capabilities["credits"] = Capability(enabled=True)
+        capabilities["sandboxes"] = Capability(
+            enabled=self._sandbox_backend is not None,
+            detail=f"{self._sandbox_backend} backend" if self._sandbox_backend else "disabled",
+        )
         capabilities["chat"] = Capability(enabled=bool(self._models.models()), detail=None)
         return AgentConfig(
             version=self._version,

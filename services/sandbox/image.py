@@ -135,15 +135,16 @@ def build_rootfs(target: io.BufferedIOBase) -> None:
         _add_text(tar, "etc/hostname", "sandbox\n")
 
 
-def build_image(client: Any) -> str:
-    """Build the rootfs and import it into the engine behind ``client`` (a ``docker.DockerClient``)."""
+def build_image(client: Any, image: str = IMAGE) -> str:
+    """Build the rootfs and import it as ``image`` into the engine behind ``client`` (a ``docker.DockerClient``)."""
+    repository, _, tag = image.rpartition(":")
     buffer = io.BytesIO()
     build_rootfs(buffer)
-    log.info("importing sandbox image %s (%d MB)", IMAGE, buffer.tell() // 2**20)
+    log.info("importing sandbox image %s (%d MB)", image, buffer.tell() // 2**20)
     client.api.import_image_from_data(
         buffer.getvalue(),
-        repository=IMAGE_REPOSITORY,
-        tag=IMAGE_TAG,
+        repository=repository,
+        tag=tag,
         changes=[
             f"USER {SANDBOX_UID}:{SANDBOX_UID}",
             "WORKDIR /workspace",
@@ -151,4 +152,4 @@ def build_image(client: Any) -> str:
             'CMD ["/bin/sh"]',
         ],
     )
-    return IMAGE
+    return image

@@ -67,9 +67,13 @@ class SandboxService:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Reconcile with the engine, then reap expired sandboxes in the background."""
-        with contextlib.suppress(Exception):
+        """Say which backend serves sandboxes, reconcile with it, then reap expired sandboxes in the background."""
+        try:
+            version = await self.backend.ping()
+            log.info("sandboxes: %s backend, engine %s", self.backend.kind, version)
             await self.reconcile()
+        except Exception as exc:  # the app serves everything else; sandbox calls answer 503 until it is back
+            log.warning("sandboxes: the %s backend is not usable: %s", self.backend.kind, getattr(exc, "message", exc))
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_forever(), name="sandbox-reaper")
 

@@ -111,3 +111,9 @@ async def test_labelled_sandboxes_are_listed_and_destroyed(backend: DockerSandbo
     await backend.destroy(ref)
     assert await backend.list_labelled() == []
     await backend.destroy(ref)  # destroying twice is fine
+
+
+def test_the_default_image_setting_is_the_recipe_image() -> None:
+    from services.settings import SandboxSettings
+
+    assert SandboxSettings().image == IMAGE
