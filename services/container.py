@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 from services.agent_config import AgentConfigService
@@ -41,9 +42,19 @@ class Services:
     chat: ChatService
     credits: CreditService
     sandboxes: SandboxService | None
+    _started: asyncio.Event = field(default_factory=asyncio.Event)
+    _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def start(self) -> None:
-        """Open connections, run migrations, recover from a crash; called from the app's startup handler."""
+        """Open connections, run migrations, recover from a crash. Runs once however often it is called
+        (the FastAPI lifespan and NiceGUI's startup hook both call it)."""
+        async with self._starting:
+            if self._started.is_set():
+                return
+            await self._start()
+            self._started.set()
+
+    async def _start(self) -> None:
         await self.db.start()
         await self.auth.purge_expired()
         if (runner := self.models.local_runner()) is not None:

@@ -260,7 +260,8 @@ class DockerSandboxBackend:
             except docker.errors.NotFound:
                 return
             volume = f"agent-ui-{container.labels.get('agent-ui.sandbox-id', '')}"
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
             with contextlib.suppress(docker.errors.NotFound):
                 client.volumes.get(volume).remove(force=True)
 
