@@ -16,7 +16,7 @@ from services.db import Database
 from services.health import HealthService
 from services.llm import LocalModelRunner, ModelRegistry
 from services.runs import RunService
-from services.sandbox import SandboxService, make_backend
+from services.sandbox import SandboxService, make_backends
 from services.security import derive_key
 from services.settings import Settings
 
@@ -88,10 +88,12 @@ def build_services(settings: Settings, secret: bytes) -> Services:
     runs = RunService(db=db, flush_interval_s=settings.chat.event_flush_interval_ms / 1000)
     credits = CreditService(db=db, settings=settings.credits)
     meter = CreditMeter(db=db, credits=credits, metrics=SessionMetricsMeter(db=db))
-    backend = make_backend(settings.sandbox, instance=derive_key(secret, "instance").hex()[:16])
+    backends = make_backends(
+        settings.sandbox, instance=derive_key(secret, "instance").hex()[:16], data_dir=settings.data_dir
+    )
     sandboxes = (
-        SandboxService(db=db, backend=backend, credits=credits, settings=settings.sandbox, prices=settings.credits)
-        if backend is not None
+        SandboxService(db=db, backends=backends, credits=credits, settings=settings.sandbox, prices=settings.credits)
+        if backends
         else None
     )
     chat = ChatService(
@@ -112,10 +114,10 @@ def build_services(settings: Settings, secret: bytes) -> Services:
             registration_open=settings.auth.allow_registration,
             models=models,
             tools=tools,
-            sandbox_backend=backend.kind if backend else None,
+            sandboxes=sandboxes,
         ),
         health=HealthService(
-            db=db, models=models, sandbox_backend=backend, version=current_version, started_at=time.monotonic()
+            db=db, models=models, sandboxes=sandboxes, version=current_version, started_at=time.monotonic()
         ),
         models=models,
         tools=tools,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from services.db.database import Database
 from services.llm import ModelRegistry
-from services.sandbox.base import SandboxBackend
+from services.sandbox import SandboxService
 
 DependencyStatus = Literal["ok", "down", "not_configured", "starting", "idle"]
 
@@ -34,13 +34,13 @@ class HealthService:
         *,
         db: Database,
         models: ModelRegistry,
-        sandbox_backend: SandboxBackend | None,
+        sandboxes: SandboxService | None,
         version: str,
         started_at: float | None = None,
     ) -> None:
         self._db = db
         self._models = models
-        self._sandbox_backend = sandbox_backend
+        self._sandboxes = sandboxes
         self._version = version
         self._started_at = started_at or time.monotonic()
 
@@ -67,18 +67,22 @@ class HealthService:
             detail += "; providers: " + ", ".join(providers)
         return DependencyHealth(status=status, detail=detail)
 
-    async def _docker(self) -> DependencyHealth:
-        backend = self._sandbox_backend
-        if backend is None:
+    async def _sandbox(self) -> DependencyHealth:
+        """The sandbox backend in use, why it was chosen, and whether it answers now."""
+        if self._sandboxes is None:
             return DependencyHealth(status="not_configured", detail="sandboxes are disabled")
+        backend = self._sandboxes.backend
         started = time.perf_counter()
         try:
             async with asyncio.timeout(2):
-                version = await backend.ping()
-        except Exception as exc:
+                await backend.ping()
+        except Exception as exc:  # health reports, never raises
             return DependencyHealth(status="down", detail=f"{backend.kind} backend: {getattr(exc, 'message', exc)}")
-        return DependencyHealth(status="ok", detail=f"{backend.kind} backend, engine {version}",
-                                latency_ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
+        return DependencyHealth(
+            status="ok",
+            detail=f"{backend.kind} backend: {self._sandboxes.choice}",
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
 
     async def report(self) -> HealthReport:
         db = await self._db.health()
@@ -89,7 +93,7 @@ class HealthService:
                 latency_ms=db.latency_ms,
             ),
             "llm": self._llm(),
-            "docker": await self._docker(),
+            "docker": await self._sandbox(),
             "tts": DependencyHealth(status="not_configured", detail="speech arrives in a later release"),
         }
         return HealthReport(

@@ -99,9 +99,12 @@ class ChatSettings(BaseModel):
 class SandboxSettings(BaseModel):
     """Sandboxes: where they run, their default and largest limits, quotas and lifetimes."""
 
-    backend: Literal["docker", "none"] = "docker"
+    backend: Literal["auto", "docker", "local", "none"] = "auto"
     docker_host: str | None = None  # None: DOCKER_HOST, else agent-ui's own engine, else the default socket
     image: str = "localhost/agent-ui-sandbox:python3.11-r1"
+    # The local backend's workspaces and its root filesystem (unpacked once). Default: /var/lib/agent-ui-sandbox
+    # as root (sandboxes run as an unprivileged host user, who must reach it), else DATA_DIR/sandboxes.
+    local_dir: Path | None = None
     allow_network: bool = False
     max_live_per_user: int = Field(default=3, ge=0)
     default_timeout_s: int = Field(default=1800, ge=30)

@@ -8,6 +8,7 @@ from services.auth.scopes import Scope
 from services.chat.tools import ToolRegistry
 from services.db.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from services.llm import ModelInfo, ModelRegistry
+from services.sandbox import SandboxService
 
 
 class ToolInfo(BaseModel):
@@ -45,9 +46,9 @@ class AgentConfigService:
         registration_open: bool,
         models: ModelRegistry,
         tools: ToolRegistry,
-        sandbox_backend: str | None,
+        sandboxes: SandboxService | None,
     ) -> None:
-        self._sandbox_backend = sandbox_backend
+        self._sandboxes = sandboxes
         self._version = version
         self._registration_open = registration_open
         self._models = models
@@ -57,8 +58,10 @@ class AgentConfigService:
         capabilities = {name: Capability(enabled=False, detail=PLANNED) for name in ("generation", "mcp", "rag", "tts")}
         capabilities["credits"] = Capability(enabled=True)
         capabilities["sandboxes"] = Capability(
-            enabled=self._sandbox_backend is not None,
-            detail=f"{self._sandbox_backend} backend" if self._sandbox_backend else "disabled",
+            enabled=self._sandboxes is not None,
+            detail=f"{self._sandboxes.backend.kind} backend: {self._sandboxes.choice}"
+            if self._sandboxes
+            else "disabled",
         )
         capabilities["chat"] = Capability(enabled=bool(self._models.models()), detail=None)
         return AgentConfig(

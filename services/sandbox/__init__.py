@@ -24,13 +24,20 @@ def docker_host(settings: SandboxSettings) -> str | None:
     return None
 
 
-def make_backend(settings: SandboxSettings, *, instance: str) -> SandboxBackend | None:
-    """The backend settings choose; ``instance`` tells this app's sandboxes from others' on a shared engine."""
-    if settings.backend == "docker":
-        from services.sandbox.backends.docker import DockerSandboxBackend
+def make_backends(settings: SandboxSettings, *, instance: str, data_dir: Path) -> list[SandboxBackend]:
+    """The backends to try, in order: ``auto`` is Docker when an engine answers, else the local one.
 
-        return DockerSandboxBackend(docker_host=docker_host(settings), instance=instance)
-    return None
+    ``instance`` tells this app's sandboxes from others' on a shared engine or directory.
+    """
+    from services.sandbox.backends.bwrap import LocalSandboxBackend
+    from services.sandbox.backends.docker import DockerSandboxBackend
+
+    local_dir = settings.local_dir or (
+        Path("/var/lib/agent-ui-sandbox") if os.geteuid() == 0 else data_dir / "sandboxes"
+    )
+    docker = DockerSandboxBackend(docker_host=docker_host(settings), instance=instance)
+    local = LocalSandboxBackend(root=local_dir / "workspaces", cache_dir=local_dir, instance=instance)
+    return {"auto": [docker, local], "docker": [docker], "local": [local], "none": []}[settings.backend]
 
 
-__all__ = ["SandboxBackend", "SandboxService", "docker_host", "make_backend"]
+__all__ = ["SandboxBackend", "SandboxService", "docker_host", "make_backends"]

@@ -50,14 +50,16 @@ class SandboxService:
         self,
         *,
         db: Database,
-        backend: SandboxBackend,
+        backends: list[SandboxBackend],
         credits: CreditService,
         settings: SandboxSettings,
         prices: CreditsSettings,
         clock: Clock = utcnow,
     ) -> None:
         self._db = db
-        self.backend = backend
+        self._candidates = backends
+        self.backend = backends[0]
+        self.choice = f"{backends[0].kind} (not checked yet)"
         self._credits = credits
         self._settings = settings
         self._price_per_minute = to_micro(Decimal(str(prices.sandbox_price_per_minute)))
@@ -67,13 +69,23 @@ class SandboxService:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Say which backend serves sandboxes, reconcile with it, then reap expired sandboxes in the background."""
-        try:
-            version = await self.backend.ping()
-            log.info("sandboxes: %s backend, engine %s", self.backend.kind, version)
-            await self.reconcile()
-        except Exception as exc:  # the app serves everything else; sandbox calls answer 503 until it is back
-            log.warning("sandboxes: the %s backend is not usable: %s", self.backend.kind, getattr(exc, "message", exc))
+        """Choose the first backend that answers, say which and why, reconcile, then reap in the background."""
+        reasons = []
+        for backend in self._candidates:
+            try:
+                version = await backend.ping()
+            except Exception as exc:  # try the next one; sandbox calls answer 503 when none is usable
+                reasons.append(f"{backend.kind}: {getattr(exc, 'message', exc)}")
+                continue
+            self.backend = backend
+            self.choice = f"{backend.kind} ({version})" + (f"; not {'; '.join(reasons)}" if reasons else "")
+            log.info("sandboxes: %s", self.choice)
+            with contextlib.suppress(Exception):
+                await self.reconcile()
+            break
+        else:
+            self.choice = "none usable: " + "; ".join(reasons)
+            log.warning("sandboxes: %s", self.choice)
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_forever(), name="sandbox-reaper")
 

@@ -16,7 +16,10 @@ SANDBOXES = "/api/v1/agent/sandboxes"
 def sandbox_settings(request: pytest.FixtureRequest, docker_engine: str) -> dict:  # type: ignore[type-arg]
     """On for this module, on the test engine; a test may change some of it (indirect parametrization)."""
     changes = getattr(request, "param", None) or {}
-    return {"docker_host": docker_engine, "max_live_per_user": 2, "default_memory_mb": 256, "disk_mb": 20, **changes}
+    return {
+        "backend": "docker", "docker_host": docker_engine, "max_live_per_user": 2, "default_memory_mb": 256,
+        "disk_mb": 20, **changes,
+    }  # fmt: skip
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **body: object) -> dict:  # type: ignore[type-arg]
@@ -143,3 +146,35 @@ async def test_a_missing_image_gives_503_naming_the_command(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "sandbox_image_missing"
     assert "agent-ui sandbox build-image" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("sandbox_settings", [{"backend": "local"}], indirect=True)
+async def test_the_local_backend_serves_the_same_api(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+    account = await make_account()
+    sandbox = await create(client, account.headers)
+    assert sandbox["backend"] == "local"
+    base = f"{SANDBOXES}/{sandbox['id']}"
+    ran = await client.post(f"{base}/exec", json={"command": 'python3 -c "print(6*7)"'}, headers=account.headers)
+    assert ran.json()["stdout"] == "42\n"
+    await client.put(f"{base}/files", params={"path": "d/x.txt"}, content=b"local", headers=account.headers)
+    assert (await client.get(f"{base}/files", params={"path": "d/x.txt"}, headers=account.headers)).content == b"local"
+    made = await client.post(f"{base}/exec", json={"command": "cat d/x.txt; ln -s /etc out"}, headers=account.headers)
+    assert made.json()["stdout"] == "local"
+    escape = await client.get(f"{base}/files", params={"path": "out/passwd"}, headers=account.headers)
+    assert escape.status_code == 422
+    health = (await client.get("/api/v1/health")).json()["dependencies"]["docker"]
+    assert health["status"] == "ok" and health["detail"].startswith("local backend")
+    assert (await client.delete(base, headers=account.headers)).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "sandbox_settings", [{"backend": "auto", "docker_host": "unix:///nonexistent/docker.sock"}], indirect=True
+)
+async def test_auto_falls_back_to_local_and_says_why(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+    account = await make_account()
+    config = (await client.get("/api/v1/agent/config", headers=account.headers)).json()
+    detail = config["capabilities"]["sandboxes"]["detail"]
+    assert detail.startswith("local backend") and "docker" in detail and "does not answer" in detail
+    sandbox = await create(client, account.headers)
+    assert sandbox["backend"] == "local"
+    await client.delete(f"{SANDBOXES}/{sandbox['id']}", headers=account.headers)

@@ -14,7 +14,8 @@ from tests.live_server import live_server
 
 async def test_a_restart_after_kill_removes_the_containers(tmp_path: Path, docker_engine: str) -> None:
     data_dir = tmp_path / "data"
-    env = {"AGENT_UI_SANDBOX__DOCKER_HOST": docker_engine, "AGENT_UI_LLM__LOCAL__ENABLED": "false"}
+    env = {"AGENT_UI_SANDBOX__BACKEND": "docker", "AGENT_UI_SANDBOX__DOCKER_HOST": docker_engine,
+           "AGENT_UI_LLM__LOCAL__ENABLED": "false"}  # fmt: skip
     engine = docker.DockerClient(base_url=docker_engine)
     account = {"email": "crash@example.com", "password": "correct horse battery"}
 

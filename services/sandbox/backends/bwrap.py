@@ -1,0 +1,364 @@
+"""Sandboxes without an engine: bubblewrap on the same root filesystem as the Docker image.
+
+Every exec is a fresh ``bwrap`` with every namespace unshared (no network but loopback), all
+capabilities dropped, uid 1000, the image's root filesystem read-only, and the sandbox's own workspace
+directory at /workspace. Memory, processes and CPU are limited through cgroups v1 (rlimits where cgroups
+cannot be written, which health reports). Without bubblewrap it refuses to run rather than run unisolated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import tarfile
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.errors import InvalidRequestError, NotFoundError, UpstreamUnavailableError
+from services.sandbox.base import (
+    WORKSPACE,
+    ExecResult,
+    FileEntry,
+    LabelledSandbox,
+    OutputChunk,
+    SandboxSpec,
+)
+from services.sandbox.image import RECIPE_VERSION, SANDBOX_UID, build_rootfs
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# The host user sandboxes run as (inside they are uid 1000): unprivileged, owning only workspaces.
+HOST_UID = HOST_GID = 65534
+CONTROLLERS = ("memory", "pids", "cpu")
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def ensure_rootfs(cache_dir: Path) -> Path:
+    """The image's root filesystem unpacked once into the cache (blocking)."""
+    target = cache_dir / f"rootfs-r{RECIPE_VERSION}"
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        cache_dir.chmod(0o755)  # sandboxes run as an unprivileged host user who must reach the root filesystem
+    with (cache_dir / ".rootfs.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return target
+        partial = cache_dir / f".rootfs-r{RECIPE_VERSION}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        tar_path = cache_dir / ".rootfs.tar"
+        with tar_path.open("wb") as handle:
+            build_rootfs(handle)  # type: ignore[arg-type]
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(partial, filter="tar")
+        tar_path.unlink()
+        (partial / ".complete").touch()
+        partial.chmod(0o755)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return target
+
+
+class LocalSandboxBackend:
+    kind = "local"
+
+    def __init__(self, *, root: Path, cache_dir: Path, instance: str) -> None:
+        self._root = root
+        self._cache_dir = cache_dir
+        self._instance = instance
+        self._rootfs: Path | None = None
+        self._bwrap = shutil.which("bwrap")
+
+    @property
+    def uses_cgroups(self) -> bool:
+        return os.geteuid() == 0 and all(os.access(CGROUP_ROOT / c, os.W_OK) for c in CONTROLLERS)
+
+    def _dir(self, ref: str) -> Path:
+        if not ref.isalnum():
+            raise NotFoundError("sandbox not found")
+        return self._root / ref
+
+    def _host_path(self, ref: str, path: str) -> Path:
+        relative = os.path.relpath(path, WORKSPACE)
+        return self._dir(ref) / "workspace" / ("" if relative == "." else relative)
+
+    async def ping(self) -> str:
+        if self._bwrap is None:
+            raise UpstreamUnavailableError("bubblewrap is not installed (apt-get install bubblewrap): "
+                                           "the local backend will not run without isolation")  # fmt: skip
+        if self._rootfs is None:
+            self._rootfs = await asyncio.to_thread(ensure_rootfs, self._cache_dir)
+        limits = "cgroups v1" if self.uses_cgroups else "rlimits only (cgroups are not writable)"
+        return f"bubblewrap, {limits}"
+
+    async def create(self, spec: SandboxSpec) -> str:
+        await self.ping()
+        ref = spec.sandbox_id.replace("_", "")
+
+        def make() -> None:
+            base = self._dir(ref)
+            for directory in (self._root, base):  # the unprivileged sandbox user must reach its workspace
+                directory.mkdir(parents=True, exist_ok=True)
+                directory.chmod(0o755)
+            (base / "workspace").mkdir()
+            self._own(base / "workspace")
+            meta = {"instance": self._instance, "sandbox_id": spec.sandbox_id, "user_id": spec.user_id,
+                    "env": spec.env, "memory_mb": spec.limits.memory_mb, "pids": spec.limits.pids,
+                    "cpu": spec.limits.cpu}  # fmt: skip
+            (base / "meta.json").write_text(json.dumps(meta))
+            if self.uses_cgroups:
+                for controller in CONTROLLERS:
+                    (CGROUP_ROOT / controller / "agent-ui" / ref).mkdir(parents=True, exist_ok=True)
+                memory = CGROUP_ROOT / "memory" / "agent-ui" / ref
+                (memory / "memory.limit_in_bytes").write_text(str(spec.limits.memory_mb * 2**20))
+                swap = memory / "memory.memsw.limit_in_bytes"
+                if swap.exists():
+                    swap.write_text(str(spec.limits.memory_mb * 2**20))
+                (CGROUP_ROOT / "pids" / "agent-ui" / ref / "pids.max").write_text(str(spec.limits.pids))
+                cpu = CGROUP_ROOT / "cpu" / "agent-ui" / ref
+                (cpu / "cpu.cfs_period_us").write_text("100000")
+                (cpu / "cpu.cfs_quota_us").write_text(str(int(spec.limits.cpu * 100000)))
+
+        await asyncio.to_thread(make)
+        return ref
+
+    def _argv(self, ref: str, command: str, timeout_s: float, workdir: str, env: dict[str, str]) -> list[str]:
+        assert self._bwrap is not None and self._rootfs is not None
+        argv = [
+            self._bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
+            "--ro-bind", str(self._rootfs), "/", "--bind", str(self._dir(ref) / "workspace"), WORKSPACE,
+            "--tmpfs", "/tmp", "--tmpfs", "/home/sandbox", "--proc", "/proc", "--dev", "/dev",  # noqa: S108
+            "--chdir", workdir, "--clearenv", "--setenv", "PATH", PATH, "--setenv", "HOME", "/home/sandbox",
+            "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+        ]  # fmt: skip
+        for name, value in env.items():
+            argv += ["--setenv", name, value]
+        return [*argv, "--", "timeout", "-s", "KILL", str(max(1, math.ceil(timeout_s))), "sh", "-c", command]
+
+    @staticmethod
+    def _own(path: Path) -> None:
+        if os.geteuid() == 0:
+            os.chown(path, HOST_UID, HOST_GID)
+
+    def _confine(self, ref: str) -> Callable[[], None]:
+        """Runs in the child before exec: join the sandbox's cgroups (or set rlimits), then, as root, become
+        the unprivileged host user, so that nothing in the sandbox is root on the host, even mapped."""
+        meta = json.loads((self._dir(ref) / "meta.json").read_text())
+        cgroups = self.uses_cgroups
+        as_root = os.geteuid() == 0
+
+        def confine() -> None:
+            if cgroups:
+                for controller in CONTROLLERS:
+                    (CGROUP_ROOT / controller / "agent-ui" / ref / "cgroup.procs").write_text(str(os.getpid()))
+            else:
+                memory = meta["memory_mb"] * 2**20
+                resource.setrlimit(resource.RLIMIT_AS, (memory * 4, memory * 4))  # address space, not RSS
+            if as_root:
+                os.setgroups([])
+                os.setgid(HOST_GID)
+                os.setuid(HOST_UID)
+
+        return confine
+
+    async def exec(
+        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
+    ) -> ExecResult:
+        result: ExecResult | None = None
+        async for item in self.exec_stream(ref, command, timeout_s=timeout_s, workdir=workdir, env=env,
+                                           max_output=max_output):  # fmt: skip
+            if isinstance(item, ExecResult):
+                result = item
+        assert result is not None
+        return result
+
+    async def exec_stream(
+        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
+    ) -> AsyncIterator[OutputChunk | ExecResult]:
+        await self.ping()
+        if not self._dir(ref).exists():
+            raise NotFoundError("sandbox not found")
+        meta_env = json.loads((self._dir(ref) / "meta.json").read_text()).get("env", {})
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            *self._argv(ref, command, timeout_s, workdir, {**meta_env, **env}),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=self._confine(ref), start_new_session=True,
+        )  # fmt: skip
+        queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        kept = {"stdout": 0, "stderr": 0}
+        out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        truncated = False
+
+        async def pump(name: str, stream: asyncio.StreamReader) -> None:
+            while chunk := await stream.read(65536):
+                await queue.put((name, chunk))
+            await queue.put(None)
+
+        assert process.stdout is not None and process.stderr is not None
+        pumps = [
+            asyncio.ensure_future(pump("stdout", process.stdout)),
+            asyncio.ensure_future(pump("stderr", process.stderr)),
+        ]
+        open_streams = 2
+        deadline = started + timeout_s + 5  # `timeout` inside kills first; this is the backstop
+        try:
+            while open_streams:
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(0.1, deadline - time.monotonic()))
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    break
+                if item is None:
+                    open_streams -= 1
+                    continue
+                name, data = item
+                room = max_output - kept[name]
+                if room <= 0:
+                    truncated = True
+                    continue
+                if len(data) > room:
+                    data, truncated = data[:room], True
+                kept[name] += len(data)
+                out[name].append(data)
+                yield OutputChunk(name, data.decode(errors="replace"))  # type: ignore[arg-type]
+            exit_code = await process.wait()
+        finally:
+            for task in pumps:
+                task.cancel()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        elapsed = time.monotonic() - started
+        timed_out = exit_code in (137, -9) and elapsed >= timeout_s - 0.5
+        yield ExecResult(
+            exit_code=None if timed_out else (128 + -exit_code if exit_code < 0 else exit_code),
+            stdout=b"".join(out["stdout"]).decode(errors="replace"),
+            stderr=b"".join(out["stderr"]).decode(errors="replace"),
+            timed_out=timed_out, truncated=truncated, elapsed_ms=round(elapsed * 1000),
+        )  # fmt: skip
+
+    async def resolve(self, ref: str, path: str) -> str:
+        host_workspace, real = await asyncio.to_thread(
+            lambda: (os.path.realpath(self._dir(ref) / "workspace"), os.path.realpath(self._host_path(ref, path)))
+        )
+        if real == host_workspace:
+            return WORKSPACE
+        if real.startswith(host_workspace + "/"):
+            return WORKSPACE + real[len(host_workspace) :]
+        return real  # outside: the caller refuses it
+
+    async def put_file(self, ref: str, path: str, data: bytes) -> None:
+        target = self._host_path(ref, path)
+
+        def write() -> None:
+            workspace = self._dir(ref) / "workspace"
+            parents = []
+            for parent in reversed(target.relative_to(workspace).parents[:-1]):
+                parents.append(workspace / parent)
+            for directory in parents:
+                if directory.is_symlink():
+                    raise InvalidRequestError("a folder on the path is a link", code="path_outside_workspace")
+                if not directory.exists():
+                    directory.mkdir()
+                    self._own(directory)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            self._own(target)
+
+        await asyncio.to_thread(write)
+
+    async def get_file(self, ref: str, path: str) -> bytes:
+        target = self._host_path(ref, path)
+
+        def read() -> bytes:
+            if not target.exists():
+                raise NotFoundError("no such file in the sandbox")
+            if not target.is_file() or target.is_symlink():
+                raise InvalidRequestError("not a regular file", code="not_a_file")
+            return target.read_bytes()
+
+        return await asyncio.to_thread(read)
+
+    async def list_dir(self, ref: str, path: str) -> list[FileEntry]:
+        target = self._host_path(ref, path)
+
+        def listing() -> list[FileEntry]:
+            if not target.exists():
+                raise NotFoundError("no such directory in the sandbox")
+            if not target.is_dir():
+                raise InvalidRequestError("not a directory", code="not_a_directory")
+            entries = []
+            for entry in os.scandir(target):
+                info = entry.stat(follow_symlinks=False)
+                kind = (
+                    "link"
+                    if entry.is_symlink()
+                    else "dir"
+                    if entry.is_dir()
+                    else "file"
+                    if entry.is_file()
+                    else "other"
+                )
+                entries.append(FileEntry(entry.name, kind, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC)))  # type: ignore[arg-type]
+            return sorted(entries, key=lambda e: e.name)
+
+        return await asyncio.to_thread(listing)
+
+    async def disk_usage(self, ref: str) -> int:
+        def usage() -> int:
+            total = 0
+            for directory, _dirs, files in os.walk(self._dir(ref) / "workspace"):
+                for name in files:
+                    with contextlib.suppress(OSError):
+                        total += (Path(directory) / name).lstat().st_blocks * 512
+            return total
+
+        return await asyncio.to_thread(usage)
+
+    async def destroy(self, ref: str) -> None:
+        def remove() -> None:
+            for controller in CONTROLLERS:
+                group = CGROUP_ROOT / controller / "agent-ui" / ref
+                if not group.exists():
+                    continue
+                for pid in (group / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+                for _ in range(50):
+                    try:
+                        group.rmdir()
+                        break
+                    except OSError:
+                        time.sleep(0.02)
+            shutil.rmtree(self._dir(ref), ignore_errors=True)
+
+        if self._dir(ref).exists() or any((CGROUP_ROOT / c / "agent-ui" / ref).exists() for c in CONTROLLERS):
+            await asyncio.to_thread(remove)
+
+    async def list_labelled(self) -> list[LabelledSandbox]:
+        def listing() -> list[LabelledSandbox]:
+            found = []
+            for meta_path in self._root.glob("*/meta.json") if self._root.exists() else []:
+                with contextlib.suppress(ValueError, OSError):
+                    meta = json.loads(meta_path.read_text())
+                    if meta.get("instance") == self._instance:
+                        found.append(LabelledSandbox(meta_path.parent.name, meta["sandbox_id"], meta["user_id"]))
+            return found
+
+        return await asyncio.to_thread(listing)
