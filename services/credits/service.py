@@ -6,8 +6,6 @@ balance changes, one ledger insert, in the same transaction; zero rows updated m
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from datetime import date, timedelta
@@ -27,6 +25,7 @@ from services.db.database import Database
 from services.db.pagination import Page, keyset_page
 from services.errors import InsufficientCreditsError, NotFoundError
 from services.ids import new_id
+from services.periodic import Periodic
 from services.settings import CreditsSettings
 
 log = logging.getLogger(__name__)
@@ -47,30 +46,17 @@ class CreditService:
         self._db = db
         self._settings = settings
         self._clock = clock
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("credit-hold-sweeper", 60, lambda: self.release_stale_holds(all_holds=False))
 
     async def start(self) -> None:
         """Holds left by a previous process belong to work that died with it: release them all."""
         released = await self.release_stale_holds(all_holds=True)
         if released:
             log.warning("released %d credit holds left by a previous process", released)
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep(), name="credit-hold-sweeper")
+        self._sweeper.start()
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(60)
-            try:
-                await self.release_stale_holds(all_holds=False)
-            except Exception:  # the next sweep tries again
-                log.exception("releasing expired holds failed")
+        await self._sweeper.stop()
 
     # -- accounts ----------------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ from services.clock import Clock, utcnow
 from services.db.database import Database
 from services.errors import ConflictError, NotFoundError
 from services.ids import new_id
+from services.periodic import Periodic
 from services.runs.bus import InMemoryRunBus, LiveRun, RunBus, RunEvent
 from services.runs.models import TERMINAL, Run, RunEventBatch, RunStatus
 
@@ -57,22 +57,16 @@ class RunService:
     ) -> None:
         self._db = db
         self.bus: RunBus = bus or InMemoryRunBus()
-        self._flush_interval_s = flush_interval_s
         self._clock = clock
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher = Periodic("run-event-flusher", flush_interval_s, self.flush_all)
         self._flush_lock = asyncio.Lock()
 
     async def start(self) -> None:
         await self.recover_interrupted()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop(), name="run-event-flusher")
+        self._flusher.start()
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await self._flusher.stop()
         await self.flush_all()
 
     def open(self, run: Run) -> RunHandle:
@@ -144,14 +138,6 @@ class RunService:
                 )
         for live, events in pending:
             live.persisted += len(events)
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_interval_s)
-            try:
-                await self.flush_all()
-            except Exception:  # keep flushing; the events stay in memory and go in the next batch
-                log.exception("flushing run events failed")
 
     async def finish(self, live: LiveRun, status: RunStatus, error_code: str | None = None) -> None:
         """Persist the last events and the final status, then end the live tail for readers."""

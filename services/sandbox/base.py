@@ -114,3 +114,14 @@ class SandboxBackend(Protocol):
     async def list_labelled(self) -> list[LabelledSandbox]:
         """Every sandbox of this app the engine holds, running or not."""
         ...
+
+
+async def result_of(stream: AsyncIterator[OutputChunk | ExecResult]) -> ExecResult:
+    """The result at the end of an exec stream (what ``exec`` returns for backends that stream)."""
+    result: ExecResult | None = None
+    async for item in stream:
+        if isinstance(item, ExecResult):
+            result = item
+    if result is None:
+        raise RuntimeError("the exec stream ended without a result")
+    return result

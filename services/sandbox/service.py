@@ -25,6 +25,7 @@ from services.errors import (
     ValidationFailedError,
 )
 from services.ids import new_id
+from services.periodic import Periodic
 from services.sandbox.base import WORKSPACE, ExecResult, FileEntry, Limits, OutputChunk, SandboxBackend, SandboxSpec
 from services.sandbox.models import Sandbox
 from services.sandbox.schemas import ExecRequest, SandboxCreate, SandboxDetail, SandboxRead
@@ -64,7 +65,7 @@ class SandboxService:
         self._settings = settings
         self._price_per_minute = to_micro(Decimal(str(prices.sandbox_price_per_minute)))
         self._clock = clock
-        self._reaper: asyncio.Task[None] | None = None
+        self._reaper = Periodic("sandbox-reaper", settings.reap_interval_s, self.reap)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -86,15 +87,10 @@ class SandboxService:
         else:
             self.choice = "none usable: " + "; ".join(reasons)
             log.warning("sandboxes: %s", self.choice)
-        if self._reaper is None:
-            self._reaper = asyncio.create_task(self._reap_forever(), name="sandbox-reaper")
+        self._reaper.start()
 
     async def stop(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
-            self._reaper = None
+        await self._reaper.stop()
 
     async def reconcile(self) -> None:
         """After a crash nothing of the previous process's sandboxes is trusted: remove them all.
@@ -109,14 +105,6 @@ class SandboxService:
             stale = list((await session.exec(select(Sandbox).where(col(Sandbox.status).in_(LIVE)))).all())
         for sandbox in stale:
             await self._finish(sandbox, reason="server restart")
-
-    async def _reap_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.reap_interval_s)
-            try:
-                await self.reap()
-            except Exception:  # the next round tries again
-                log.exception("reaping sandboxes failed")
 
     async def reap(self) -> int:
         """Destroy sandboxes whose time to live has run out."""

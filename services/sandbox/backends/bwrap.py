@@ -31,6 +31,7 @@ from services.sandbox.base import (
     LabelledSandbox,
     OutputChunk,
     SandboxSpec,
+    result_of,
 )
 from services.sandbox.image import RECIPE_VERSION, SANDBOX_UID, build_rootfs
 
@@ -176,13 +177,9 @@ class LocalSandboxBackend:
     async def exec(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
     ) -> ExecResult:
-        result: ExecResult | None = None
-        async for item in self.exec_stream(ref, command, timeout_s=timeout_s, workdir=workdir, env=env,
-                                           max_output=max_output):  # fmt: skip
-            if isinstance(item, ExecResult):
-                result = item
-        assert result is not None
-        return result
+        return await result_of(
+            self.exec_stream(ref, command, timeout_s=timeout_s, workdir=workdir, env=env, max_output=max_output)
+        )
 
     async def exec_stream(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int

@@ -24,6 +24,7 @@ from services.sandbox.base import (
     LabelledSandbox,
     OutputChunk,
     SandboxSpec,
+    result_of,
 )
 from services.sandbox.image import SANDBOX_UID
 
@@ -126,14 +127,9 @@ class DockerSandboxBackend:
     async def exec(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
     ) -> ExecResult:
-        result: ExecResult | None = None
-        async for item in self.exec_stream(
-            ref, command, timeout_s=timeout_s, workdir=workdir, env=env, max_output=max_output
-        ):
-            if isinstance(item, ExecResult):
-                result = item
-        assert result is not None
-        return result
+        return await result_of(
+            self.exec_stream(ref, command, timeout_s=timeout_s, workdir=workdir, env=env, max_output=max_output)
+        )
 
     async def exec_stream(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
