@@ -17,6 +17,7 @@ from services.health import HealthService
 from services.llm import LocalModelRunner, ModelRegistry
 from services.runs import RunService
 from services.sandbox import SandboxService, make_backends
+from services.sandbox.tools import SessionSandboxTools
 from services.security import derive_key
 from services.settings import Settings
 
@@ -96,6 +97,9 @@ def build_services(settings: Settings, secret: bytes) -> Services:
         if backends
         else None
     )
+    if sandboxes is not None:
+        for tool in SessionSandboxTools(db=db, sandboxes=sandboxes).tools():
+            tools.register(tool)
     chat = ChatService(
         db=db,
         runs=runs,
