@@ -12,11 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 from services.chat.history import message_tokens
-from services.chat.metering import Meter, Reservation, to_credits
+from services.chat.metering import Meter, Reservation
 from services.chat.tools import Tool, ToolContext
 from services.errors import InsufficientCreditsError, UpstreamUnavailableError
 from services.llm.registry import ModelRegistry
 from services.llm.schemas import CallResult, ChatRequest, ModelInfo, StreamItem, TextDelta, ToolCallRequest
+from services.money import to_credits
 from services.runs.service import RunHandle
 
 log = logging.getLogger(__name__)

@@ -18,12 +18,7 @@ from services.chat.models import SessionMetrics
 from services.clock import Clock, utcnow
 from services.db.database import Database
 from services.llm.schemas import ModelInfo
-
-MICRO = 1_000_000
-
-
-def to_credits(micro: int) -> Decimal:
-    return (Decimal(micro) / MICRO).quantize(Decimal("0.000001"))
+from services.money import MICRO
 
 
 def price_micro(model: ModelInfo, prompt_tokens: int, completion_tokens: int) -> int:

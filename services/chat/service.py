@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.chat.agent import AgentLoop, Turn, TurnOutcome
 from services.chat.history import branch, build_history, estimate_tokens, flatten_parts
-from services.chat.metering import Meter, to_credits
+from services.chat.metering import Meter
 from services.chat.models import ChatMessage, ChatSession, SessionMetrics
 from services.chat.schemas import (
     ChatStreamRequest,
@@ -34,6 +34,7 @@ from services.errors import ConflictError, NotFoundError, ValidationFailedError
 from services.ids import new_id
 from services.llm.registry import ModelRegistry
 from services.llm.schemas import ModelInfo
+from services.money import to_credits
 from services.runs import RunEvent, RunService, RunStatus
 from services.settings import ChatSettings
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from services.chat.metering import Metered, Reservation, SessionMetricsMeter, price_micro
-from services.credits.schemas import to_credits
 from services.credits.service import CreditService
 from services.db.database import Database
 from services.errors import InsufficientCreditsError
 from services.llm.schemas import ModelInfo
+from services.money import MICRO, to_credits, to_micro
 
 # The smallest answer worth starting: below this many tokens a call is refused with 402.
 MIN_COMPLETION_TOKENS = 16
@@ -22,7 +22,7 @@ class CreditMeter:
     async def ensure_affordable(self, *, user_id: str, model: ModelInfo, prompt_tokens: int) -> None:
         needed = price_micro(model, prompt_tokens, MIN_COMPLETION_TOKENS)
         balance = await self._credits.balance(user_id)
-        if needed > 0 and balance.available * 1_000_000 < needed:
+        if needed > 0 and to_micro(balance.available) < needed:
             raise InsufficientCreditsError(
                 "not enough credits to start this turn",
                 details={"available": float(balance.available), "needed": float(to_credits(needed))},
@@ -40,7 +40,7 @@ class CreditMeter:
         )
         if held >= most or model.price_completion_per_1k <= 0:
             return Reservation(max_tokens=max_tokens, hold_id=hold_id)
-        per_token = model.price_completion_per_1k / 1000 * 1_000_000
+        per_token = model.price_completion_per_1k / 1000 * MICRO
         affordable = int((held - price_micro(model, prompt_tokens, 0)) / per_token)
         return Reservation(max_tokens=max(1, min(max_tokens, affordable)), hold_id=hold_id)
 

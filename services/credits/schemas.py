@@ -8,16 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MICRO = 1_000_000
 Credits = Annotated[Decimal, Field(max_digits=18, decimal_places=6)]
-
-
-def to_credits(micro: int) -> Decimal:
-    return (Decimal(micro) / MICRO).quantize(Decimal("0.000001"))
-
-
-def to_micro(credits: Decimal) -> int:
-    return int((credits * MICRO).to_integral_value())
 
 
 class Balance(BaseModel):

@@ -20,11 +20,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.auth.models import User
 from services.clock import Clock, utcnow
 from services.credits.models import CreditAccount, CreditHold, LedgerEntry
-from services.credits.schemas import Balance, DailySpend, GrantRequest, LedgerEntryRead, to_credits, to_micro
+from services.credits.schemas import Balance, DailySpend, GrantRequest, LedgerEntryRead
 from services.db.database import Database
 from services.db.pagination import Page, keyset_page
 from services.errors import InsufficientCreditsError, NotFoundError
 from services.ids import new_id
+from services.money import to_credits, to_micro
 from services.periodic import Periodic
 from services.settings import CreditsSettings
 

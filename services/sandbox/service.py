@@ -16,7 +16,6 @@ from sqlmodel import col, select
 
 from services.clock import Clock, utcnow
 from services.credits import CreditService
-from services.credits.schemas import to_micro
 from services.db.database import Database
 from services.errors import (
     InvalidRequestError,
@@ -25,6 +24,7 @@ from services.errors import (
     ValidationFailedError,
 )
 from services.ids import new_id
+from services.money import to_micro
 from services.periodic import Periodic
 from services.sandbox.base import WORKSPACE, ExecResult, FileEntry, Limits, OutputChunk, SandboxBackend, SandboxSpec
 from services.sandbox.models import Sandbox
