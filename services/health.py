@@ -80,7 +80,7 @@ class HealthService:
             return DependencyHealth(status="down", detail=f"{backend.kind} backend: {getattr(exc, 'message', exc)}")
         return DependencyHealth(
             status="ok",
-            detail=f"{backend.kind} backend: {self._sandboxes.choice}",
+            detail=self._sandboxes.describe(),
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 

@@ -96,6 +96,13 @@ class ChatSettings(BaseModel):
     system_prompt: str = "You are a helpful assistant. Answer concisely and use markdown."
 
 
+class WarmPoolSettings(BaseModel):
+    """Sandboxes kept started ahead, per backend (0 turns the pool off)."""
+
+    docker: int = Field(default=2, ge=0, le=64)
+    local: int = Field(default=2, ge=0, le=64)
+
+
 class SandboxSettings(BaseModel):
     """Sandboxes: where they run, their default and largest limits, quotas and lifetimes."""
 
@@ -120,6 +127,7 @@ class SandboxSettings(BaseModel):
     max_output_bytes: int = Field(default=1_000_000, ge=1024)
     max_upload_bytes: int = Field(default=50_000_000, ge=1024)
     reap_interval_s: float = Field(default=15, gt=0)
+    warm_pool: WarmPoolSettings = WarmPoolSettings()
 
 
 class CreditsSettings(BaseModel):

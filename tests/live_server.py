@@ -43,6 +43,9 @@ def live_server(
         "AGENT_UI_DATA_DIR": str(data_dir),
         "AGENT_UI_SECRET_KEY": "live-server-secret-" + "y" * 32,
         "NICEGUI_STORAGE_PATH": str(data_dir / "ui-storage"),
+        # No sandboxes started ahead unless a test asks: most live servers never create one.
+        "AGENT_UI_SANDBOX__WARM_POOL__DOCKER": "0",
+        "AGENT_UI_SANDBOX__WARM_POOL__LOCAL": "0",
     }
     env.pop("DATABASE_URL", None)
     env.update(extra_env or {})

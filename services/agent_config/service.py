@@ -59,9 +59,7 @@ class AgentConfigService:
         capabilities["credits"] = Capability(enabled=True)
         capabilities["sandboxes"] = Capability(
             enabled=self._sandboxes is not None,
-            detail=f"{self._sandboxes.backend.kind} backend: {self._sandboxes.choice}"
-            if self._sandboxes
-            else "disabled",
+            detail=self._sandboxes.describe() if self._sandboxes else "disabled",
         )
         capabilities["chat"] = Capability(enabled=bool(self._models.models()), detail=None)
         return AgentConfig(

@@ -28,6 +28,7 @@ from services.money import to_micro
 from services.periodic import Periodic
 from services.sandbox.base import WORKSPACE, ExecResult, FileEntry, Limits, OutputChunk, SandboxBackend, SandboxSpec
 from services.sandbox.models import Sandbox
+from services.sandbox.pool import WarmPool, WarmSandbox
 from services.sandbox.schemas import ExecRequest, SandboxCreate, SandboxDetail, SandboxRead
 from services.settings import CreditsSettings, SandboxSettings
 
@@ -66,6 +67,7 @@ class SandboxService:
         self._price_per_minute = to_micro(Decimal(str(prices.sandbox_price_per_minute)))
         self._clock = clock
         self._reaper = Periodic("sandbox-reaper", settings.reap_interval_s, self.reap)
+        self.pool = WarmPool(self.backend, size=0, make_spec=self._pool_spec)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -83,14 +85,35 @@ class SandboxService:
             log.info("sandboxes: %s", self.choice)
             with contextlib.suppress(Exception):
                 await self.reconcile()
+            self.pool = WarmPool(backend, size=getattr(self._settings.warm_pool, backend.kind, 0),
+                                 make_spec=self._pool_spec)  # fmt: skip
+            self.pool.start()
             break
         else:
             self.choice = "none usable: " + "; ".join(reasons)
             log.warning("sandboxes: %s", self.choice)
         self._reaper.start()
 
+    def describe(self) -> str:
+        """Which backend, why, and how warm: what health and /config tell users."""
+        pool = self.pool
+        warm = f"; warm pool {pool.ready}/{pool.size}" if pool.size else "; no warm pool"
+        failing = f" (last start failed: {pool.last_error})" if pool.last_error else ""
+        return f"{self.backend.kind} backend: {self.choice}{warm}{failing}"
+
     async def stop(self) -> None:
         await self._reaper.stop()
+        await self.pool.stop()
+
+    def _limits(self, cpu: float, memory_mb: int) -> Limits:
+        settings = self._settings
+        return Limits(cpu=cpu, memory_mb=memory_mb, pids=settings.pids, disk_mb=settings.disk_mb)
+
+    def _pool_spec(self) -> SandboxSpec:
+        """What a pooled sandbox is: the default limits, no network, no env, and no owner yet."""
+        settings = self._settings
+        return SandboxSpec(sandbox_id=new_id("sbx"), user_id="", image=settings.image,
+                           limits=self._limits(settings.default_cpu, settings.default_memory_mb))  # fmt: skip
 
     async def reconcile(self) -> None:
         """After a crash nothing of the previous process's sandboxes is trusted: remove them all.
@@ -136,31 +159,51 @@ class SandboxService:
             session_id=request.session_id, timeout_s=timeout_s, created_at=now,
             expires_at=now + timedelta(seconds=timeout_s),
         )  # fmt: skip
-        async with self._db.transaction(exclusive=f"sandbox-quota:{user_id}") as session:
-            live = (
-                await session.exec(select(Sandbox).where(Sandbox.user_id == user_id, col(Sandbox.status).in_(LIVE)))
-            ).all()
-            if len(live) >= settings.max_live_per_user:
-                raise QuotaExceededError(
-                    f"you have {len(live)} live sandboxes, the most allowed; destroy one first",
-                    code="sandbox_quota", details={"limit": settings.max_live_per_user},
-                )  # fmt: skip
-            session.add(sandbox)
+        spec = SandboxSpec(sandbox_id=sandbox.id, user_id=user_id, image=settings.image,
+                           limits=self._limits(cpu, memory_mb), network=request.network,
+                           env=dict(request.env))  # fmt: skip
+        warm: WarmSandbox | None = None
+        try:
+            async with self._db.transaction(exclusive=f"sandbox-quota:{user_id}") as session:
+                statement = select(Sandbox).where(Sandbox.user_id == user_id, col(Sandbox.status).in_(LIVE))
+                live = (await session.exec(statement)).all()
+                if len(live) >= settings.max_live_per_user:
+                    raise QuotaExceededError(
+                        f"you have {len(live)} live sandboxes, the most allowed; destroy one first",
+                        code="sandbox_quota", details={"limit": settings.max_live_per_user},
+                    )  # fmt: skip
+                if self._pool_spec_fits(spec):
+                    warm = self.pool.take()
+                if warm is not None:
+                    sandbox.id = warm.spec.sandbox_id
+                session.add(sandbox)
+        except BaseException:
+            if warm is not None:  # taken but never recorded: nobody may get it now
+                await self._discard(warm.ref)
+            raise
         try:
             sandbox.hold_ids = await self._hold_minutes(user_id, sandbox.id, timeout_s)
-            spec = SandboxSpec(sandbox_id=sandbox.id, user_id=user_id, image=settings.image,
-                               limits=Limits(cpu=cpu, memory_mb=memory_mb, pids=settings.pids,
-                                             disk_mb=settings.disk_mb),
-                               network=request.network, env=dict(request.env))  # fmt: skip
-            sandbox.ref = await self.backend.create(spec)
+            sandbox.ref = warm.ref if warm is not None else await self.backend.create(spec)
             sandbox.status = "running"
         except BaseException:
+            if warm is not None:
+                await self._discard(warm.ref)
             sandbox.status, sandbox.destroy_reason, sandbox.destroyed_at = "failed", "create failed", self._clock()
             await self._save(sandbox)
             await self._release_holds(sandbox)
             raise
         await self._save(sandbox)
         return SandboxRead.model_validate(sandbox)
+
+    def _pool_spec_fits(self, spec: SandboxSpec) -> bool:
+        """A pooled sandbox serves only a request that asks for exactly what it was started with."""
+        settings = self._settings
+        return (not spec.network and not spec.env
+                and spec.limits == self._limits(settings.default_cpu, settings.default_memory_mb))  # fmt: skip
+
+    async def _discard(self, ref: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.backend.destroy(ref)
 
     async def _hold_minutes(self, user_id: str, sandbox_id: str, seconds: int) -> list[str]:
         cost = self._price_per_minute * math.ceil(seconds / 60)

@@ -18,7 +18,7 @@ def sandbox_settings(request: pytest.FixtureRequest, docker_engine: str) -> dict
     changes = getattr(request, "param", None) or {}
     return {
         "backend": "docker", "docker_host": docker_engine, "max_live_per_user": 2, "default_memory_mb": 256,
-        "disk_mb": 20, **changes,
+        "disk_mb": 20, "warm_pool": {"docker": 0, "local": 0}, **changes,
     }  # fmt: skip
 
 
