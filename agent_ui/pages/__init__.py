@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_ui.pages import admin, auth, chat, placeholders, settings
+from agent_ui.pages import admin, auth, chat, placeholders, sandboxes, settings
 from services.container import Services
 
 
@@ -10,5 +10,6 @@ def register_pages(services: Services) -> None:
     auth.register(services)
     chat.register(services)
     placeholders.register(services)
+    sandboxes.register(services)
     settings.register(services)
     admin.register(services)

@@ -16,11 +16,6 @@ PLANNED: dict[str, tuple[str, str, list[str]]] = {
         "Generation",
         ["Podcasts from a topic or your documents, in two voices", "Slide decks you can edit", "Prose"],
     ),
-    "/sandboxes": (
-        "Sandboxes",
-        "Sandboxes",
-        ["Isolated environments to run code in", "A terminal and a file browser", "Used by the agent in chat"],
-    ),
     "/resources": (
         "Resources",
         "Resources",

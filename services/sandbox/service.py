@@ -61,7 +61,7 @@ class SandboxService:
         self._db = db
         self._candidates = backends
         self.backend = backends[0]
-        self.choice = f"{backends[0].kind} (not checked yet)"
+        self.choice = "not checked yet"
         self._credits = credits
         self._settings = settings
         self._price_per_minute = to_micro(Decimal(str(prices.sandbox_price_per_minute)))
@@ -81,8 +81,8 @@ class SandboxService:
                 reasons.append(f"{backend.kind}: {getattr(exc, 'message', exc)}")
                 continue
             self.backend = backend
-            self.choice = f"{backend.kind} ({version})" + (f"; not {'; '.join(reasons)}" if reasons else "")
-            log.info("sandboxes: %s", self.choice)
+            self.choice = version + (f"; not {'; '.join(reasons)}" if reasons else "")
+            log.info("sandboxes: %s backend, %s", backend.kind, self.choice)
             with contextlib.suppress(Exception):
                 await self.reconcile()
             self.pool = WarmPool(backend, size=getattr(self._settings.warm_pool, backend.kind, 0),

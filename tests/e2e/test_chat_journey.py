@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.browser import register
 from tests.upstream import ScriptedUpstream, Step, words
 
 pytestmark = pytest.mark.e2e
@@ -14,12 +15,7 @@ EMAIL, PASSWORD = "chatter@example.com", "correct horse battery"
 
 
 async def test_ask_stop_and_reload(live_url: str, page: Page, upstream: ScriptedUpstream) -> None:
-    await page.goto(live_url + "/register")
-    await page.get_by_label("Email").fill(EMAIL)
-    await page.get_by_label("Password (8 characters or more)").fill(PASSWORD)
-    await page.get_by_label("Repeat password").fill(PASSWORD)
-    await page.get_by_role("button", name="Create account").click()
-    await expect(page.get_by_text("Start a conversation")).to_be_visible()
+    await register(page, live_url, EMAIL, PASSWORD)
 
     upstream.push(Step(text=words("Octopuses have three hearts and blue blood."), rate=20))
     box = page.get_by_placeholder(re.compile("Ask anything"))

@@ -8,17 +8,14 @@ from decimal import Decimal
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.e2e.browser import register
 from tests.upstream import ScriptedUpstream, Step, words
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_balance_drops_by_the_session_usage(live_url: str, page: Page, upstream: ScriptedUpstream) -> None:
-    await page.goto(live_url + "/register")
-    await page.get_by_label("Email").fill("payer@example.com")
-    await page.get_by_label("Password (8 characters or more)").fill("correct horse battery")
-    await page.get_by_label("Repeat password").fill("correct horse battery")
-    await page.get_by_role("button", name="Create account").click()
+    await register(page, live_url, "payer@example.com")
     badge = page.locator("header").get_by_text(re.compile(r"credits$"))
     await expect(badge).to_have_text("10.0000 credits")
 

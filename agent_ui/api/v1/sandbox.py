@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -116,7 +118,9 @@ async def read_file(
     """A file's bytes, or a directory's listing as JSON. Paths are relative to /workspace."""
     found = await sandboxes(services).read(principal.user.id, sandbox_id, path)
     if isinstance(found, bytes):
-        return Response(found, media_type="application/octet-stream")
+        name = quote(posixpath.basename(path.rstrip("/")) or "file")
+        return Response(found, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})  # fmt: skip
     listing = DirectoryListing(path=path or ".", entries=[FileEntryRead(**entry.__dict__) for entry in found])
     return JSONResponse(listing.model_dump(mode="json"))
 

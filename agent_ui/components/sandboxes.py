@@ -1,0 +1,336 @@
+"""Sandboxes in the browser: the list with a create form, a terminal with streamed output, a file browser."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from urllib.parse import quote
+
+from nicegui import background_tasks, events, ui
+from pydantic import ValidationError
+
+from agent_ui.components.confirm import confirm
+from services.clock import utcnow
+from services.errors import DomainError
+from services.sandbox import SandboxService
+from services.sandbox.base import ExecResult, FileEntry, OutputChunk
+from services.sandbox.schemas import ExecRequest, SandboxCreate, SandboxRead
+from services.settings import SandboxSettings
+
+LIFETIMES = {"30 minutes": 1800, "1 hour": 3600, "4 hours": 4 * 3600, "1 day": 24 * 3600}
+MEMORY_CHOICES = (256, 512, 1024, 2048, 4096)
+STATUS_COLORS = {"running": "positive", "starting": "warning", "destroyed": "grey", "failed": "negative"}
+
+
+def describe_limits(sandbox: SandboxRead) -> str:
+    return (f"{sandbox.cpu:g} CPU · {sandbox.memory_mb} MB memory · {sandbox.pids} processes · "
+            f"{sandbox.disk_mb} MB disk" + (" · network" if sandbox.network else " · no network"))  # fmt: skip
+
+
+def describe_expiry(sandbox: SandboxRead, now: datetime | None = None) -> str:
+    if sandbox.status not in ("running", "starting"):
+        when = sandbox.destroyed_at or sandbox.expires_at
+        return f"{sandbox.status} {when:%Y-%m-%d %H:%M} UTC" + (
+            f" ({sandbox.destroy_reason})" if sandbox.destroy_reason else ""
+        )
+    left = int((sandbox.expires_at - (now or utcnow())).total_seconds())
+    span = f"{left // 3600} h {left % 3600 // 60} min" if left >= 3600 else f"{max(0, left) // 60} min"
+    return f"expires {sandbox.expires_at:%H:%M} UTC (in {span})"
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def disabled_notice() -> None:
+    with ui.card().classes("w-full"):
+        ui.label("Sandboxes are turned off on this instance.").classes("text-lg").mark("sandboxes-off")
+        ui.label("An admin turns them on with AGENT_UI_SANDBOX__BACKEND (auto, docker or local).").classes(
+            "text-grey-7"
+        )
+
+
+def create_form(sandboxes: SandboxService, settings: SandboxSettings, user_id: str,
+                on_created: Callable[[SandboxRead], object]) -> None:  # fmt: skip
+    """Lifetime, CPU, memory (and network where an admin allows it) within this instance's limits."""
+    lifetimes = {label: s for label, s in LIFETIMES.items() if s <= settings.max_timeout_s}
+    default_lifetime = next((label for label, s in lifetimes.items() if s == settings.default_timeout_s), None)
+    if default_lifetime is None:
+        default_lifetime = f"{settings.default_timeout_s // 60} minutes"
+        lifetimes = {default_lifetime: settings.default_timeout_s, **lifetimes}
+    memories = sorted({m for m in MEMORY_CHOICES if m <= settings.max_memory_mb} | {settings.default_memory_mb})
+    with ui.card().classes("w-full gap-3"):
+        ui.label("New sandbox").classes("text-lg font-medium")
+        ui.label(f"Python 3.11 with a private /workspace; runs on: {sandboxes.describe()}").classes(
+            "text-sm text-grey-7"
+        ).mark("sandbox-backend")
+        with ui.row().classes("items-end gap-3 w-full"):
+            lifetime = ui.select(list(lifetimes), value=default_lifetime, label="Lifetime").props(
+                "outlined dense"
+            ).classes("w-40").mark("sandbox-lifetime")  # fmt: skip
+            cpu = ui.number("CPUs", value=settings.default_cpu, min=0.25, max=settings.max_cpu, step=0.25).props(
+                "outlined dense"
+            ).classes("w-28").mark("sandbox-cpu")  # fmt: skip
+            memory_choices = {m: f"{m} MB" for m in memories}
+            memory = ui.select(memory_choices, value=settings.default_memory_mb, label="Memory").props(
+                "outlined dense"
+            ).classes("w-36").mark("sandbox-memory")  # fmt: skip
+            network = ui.switch("Network", value=False).mark("sandbox-network") if settings.allow_network else None
+            button = ui.button("Create sandbox", icon="add").mark("create-sandbox")
+
+    async def create() -> None:
+        button.disable()
+        try:
+            request = SandboxCreate(timeout_s=lifetimes[lifetime.value], cpu=cpu.value, memory_mb=memory.value,
+                                    network=bool(network and network.value))  # fmt: skip
+            created = await sandboxes.create(user_id, request)
+        except ValidationError:
+            ui.notify("Check the limits: CPUs and memory must be positive and within this instance's maxima.",
+                      type="warning")  # fmt: skip
+            return
+        except DomainError as exc:
+            ui.notify(exc.message, type="negative")
+            return
+        finally:
+            button.enable()
+        on_created(created)
+
+    button.on_click(create)
+
+
+async def sandbox_list(sandboxes: SandboxService, user_id: str) -> None:
+    """The user's sandboxes, newest first; destroyed ones on request."""
+    show_all = ui.switch("Show destroyed", value=False).mark("show-destroyed")
+
+    @ui.refreshable
+    async def rows() -> None:
+        found = await sandboxes.list(user_id, include_destroyed=bool(show_all.value))
+        if not found:
+            ui.label("No sandboxes yet: create one above.").classes("text-grey-7").mark("no-sandboxes")
+            return
+        for sandbox in found:
+            live = sandbox.status in ("running", "starting")
+            card = ui.card().classes("w-full").mark("sandbox-row", f"sandbox-{sandbox.id}")
+            with card, ui.row().classes("items-center w-full gap-3"):
+                ui.icon("terminal", size="sm").classes("text-primary")
+                with ui.column().classes("gap-0 grow min-w-0"):
+                    with ui.row().classes("items-center gap-2"):
+                        if live:
+                            ui.link(sandbox.id, f"/sandboxes/{sandbox.id}").classes("font-mono font-medium")
+                        else:
+                            ui.label(sandbox.id).classes("font-mono text-grey-7")
+                        ui.badge(sandbox.status, color=STATUS_COLORS.get(sandbox.status, "grey"))
+                        ui.badge(sandbox.backend, color="blue-grey").props("outline")
+                    ui.label(describe_limits(sandbox)).classes("text-xs text-grey-7")
+                    ui.label(describe_expiry(sandbox)).classes("text-xs text-grey-7")
+                if live:
+                    ui.button("Open", icon="open_in_new",
+                                  on_click=lambda s=sandbox: ui.navigate.to(f"/sandboxes/{s.id}")).props(
+                            "flat"
+                        ).mark(f"open-{sandbox.id}")  # fmt: skip
+                    ui.button(icon="delete", on_click=lambda s=sandbox: ask_destroy(s)).props(
+                        "flat round color=negative"
+                    ).tooltip("Destroy").mark(f"destroy-{sandbox.id}")
+
+    def ask_destroy(sandbox: SandboxRead) -> None:
+        confirm(
+            f"Destroy {sandbox.id}? Its workspace and everything running in it are removed.",
+            action_label="Destroy",
+            marker="confirm-destroy",
+            action=lambda: sandboxes.destroy(user_id, sandbox.id),
+            then=rows.refresh,
+        )
+
+    show_all.on_value_change(rows.refresh)
+    await rows()
+
+
+class Terminal:
+    """A command box and its scrolling output, streamed as the command writes it."""
+
+    def __init__(self, sandboxes: SandboxService, user_id: str, sandbox_id: str,
+                 on_finished: Callable[[], Awaitable[None]]) -> None:  # fmt: skip
+        self._sandboxes = sandboxes
+        self._user_id = user_id
+        self._sandbox_id = sandbox_id
+        self._on_finished = on_finished
+        self._running: asyncio.Task[None] | None = None
+        with ui.card().classes("w-full gap-2"):
+            with ui.row().classes("items-center w-full"):
+                ui.label("Terminal").classes("text-lg font-medium grow")
+                ui.button(icon="clear_all", on_click=lambda: self.output.clear()).props("flat round").tooltip("Clear")
+            self.output = (
+                ui.log(max_lines=5000)
+                .classes("w-full h-96 font-mono text-sm bg-grey-10 text-grey-2 p-2 rounded")
+                .style("white-space: pre-wrap; overflow-wrap: anywhere")
+                .mark("terminal-output")
+            )
+            with ui.row().classes("items-center w-full gap-2 no-wrap"):
+                self.command = (
+                    ui.input(placeholder='python3 -c "print(6*7)"')
+                    .props("outlined dense autofocus")
+                    .classes("grow font-mono")
+                    .mark("command")
+                )
+                self.command.on("keydown.enter", self.run)
+                self.run_button = ui.button("Run", icon="play_arrow", on_click=self.run).mark("run")
+                self.stop_button = ui.button("Stop", icon="stop", color="negative", on_click=self.stop).mark("stop")
+                self.stop_button.set_visibility(False)
+
+    async def run(self) -> None:
+        command = (self.command.value or "").strip()
+        if not command or self._running is not None:
+            return
+        try:
+            request = ExecRequest(command=command)
+        except ValidationError:
+            ui.notify("That command is too long.", type="warning")
+            return
+        self.command.set_value("")
+        self.output.push(f"$ {command}", classes="text-light-blue-3 font-bold")
+        self._running = background_tasks.create(self._stream(request), name="sandbox-exec")
+        self.run_button.set_visibility(False)
+        self.stop_button.set_visibility(True)
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.cancel()
+
+    async def _stream(self, request: ExecRequest) -> None:
+        pending = {"stdout": "", "stderr": ""}  # a line is shown once it is complete
+
+        def push(stream: str, line: str) -> None:
+            self.output.push(line, classes="text-red-3" if stream == "stderr" else None)
+
+        def emit(stream: str, text: str) -> None:
+            *lines, pending[stream] = (pending[stream] + text).split("\n")
+            for line in lines:
+                push(stream, line)
+
+        result: ExecResult | None = None
+        try:
+            stream = await self._sandboxes.exec_stream(self._user_id, self._sandbox_id, request)
+            async for item in stream:
+                if isinstance(item, OutputChunk):
+                    emit(item.stream, item.text)
+                else:
+                    result = item
+        except DomainError as exc:
+            self.output.push(f"error: {exc.message}", classes="text-red-4")
+        except asyncio.CancelledError:
+            self.output.push("stopped", classes="text-orange-4")
+        finally:
+            for stream_name, rest in pending.items():
+                if rest:
+                    push(stream_name, rest)
+            if result is not None:
+                notes = [f"exit {result.exit_code}" if not result.timed_out else "timed out",
+                         f"{result.elapsed_ms} ms"] + (["output cut"] if result.truncated else [])  # fmt: skip
+                ok = result.exit_code == 0
+                self.output.push(" · ".join(notes), classes=f"text-xs {'text-green-4' if ok else 'text-orange-4'}")
+            self._running = None
+            self.stop_button.set_visibility(False)
+            self.run_button.set_visibility(True)
+        with contextlib.suppress(DomainError):
+            await self._on_finished()
+
+
+class FileBrowser:
+    """The workspace: folders to walk, files to download, uploads into the folder shown."""
+
+    def __init__(self, sandboxes: SandboxService, user_id: str, sandbox_id: str, *, max_upload_bytes: int) -> None:
+        self._sandboxes = sandboxes
+        self._user_id = user_id
+        self._sandbox_id = sandbox_id
+        self.folder = ""
+        with ui.card().classes("w-full gap-2").mark("files"):
+            with ui.row().classes("items-center w-full gap-1"):
+                ui.label("Files").classes("text-lg font-medium")
+                self.path_label = (
+                    ui.label("/workspace").classes("font-mono text-sm text-grey-7 grow").mark("files-path")
+                )
+                self.up_button = ui.button(icon="arrow_upward", on_click=self.go_up).props("flat round dense")
+                self.up_button.tooltip("Up one folder").mark("files-up")
+                ui.button(icon="refresh", on_click=self.refresh).props("flat round dense").tooltip("Refresh").mark(
+                    "files-refresh"
+                )
+            self.entries = ui.column().classes("w-full gap-0")
+            upload = ui.upload(
+                label="Upload into this folder",
+                multiple=True,
+                auto_upload=True,
+                max_file_size=max_upload_bytes,
+                on_upload=self._uploaded,
+                on_multi_upload=lambda: upload.reset(),
+                on_rejected=lambda: ui.notify(f"Files are limited to {human_size(max_upload_bytes)}.", type="warning"),
+            )
+            upload.props("flat bordered").classes("w-full").mark("upload")
+
+    async def refresh(self) -> None:
+        try:
+            found = await self._sandboxes.read(self._user_id, self._sandbox_id, self.folder or None)
+        except DomainError as exc:
+            if self.folder:  # the folder went away (a command removed it): show the workspace
+                self.folder = ""
+                await self.refresh()
+                return
+            ui.notify(exc.message, type="negative")
+            return
+        self.path_label.set_text(posixpath.join("/workspace", self.folder).rstrip("/"))
+        self.up_button.set_enabled(bool(self.folder))
+        self.entries.clear()
+        with self.entries:
+            if isinstance(found, bytes) or not found:
+                ui.label("Empty folder.").classes("text-grey-7 text-sm").mark("files-empty")
+                return
+            for entry in sorted(found, key=lambda e: (e.type != "dir", e.name.lower())):
+                self._row(entry)
+
+    def _row(self, entry: FileEntry) -> None:
+        is_dir = entry.type == "dir"
+        with ui.row().classes("items-center w-full gap-2 py-1 border-b no-wrap").mark(f"file-{entry.name}"):
+            ui.icon("folder" if is_dir else "link" if entry.type == "link" else "description", size="xs").classes(
+                "text-amber-8" if is_dir else "text-grey-7"
+            )
+            if is_dir:
+                ui.link(entry.name, "#").classes("font-mono text-sm grow truncate").on(
+                    "click.prevent", lambda e=entry: self.open_folder(e.name)
+                ).mark(f"dir-{entry.name}")
+            else:
+                ui.label(entry.name).classes("font-mono text-sm grow truncate")
+                ui.label(human_size(entry.size)).classes("text-xs text-grey-7")
+                download = ui.button(icon="download", on_click=lambda e=entry: self.download(e.name))
+                download.props("flat round dense").props(f'aria-label="Download {entry.name}"')
+                download.tooltip("Download").mark(f"download-{entry.name}")
+
+    async def open_folder(self, name: str) -> None:
+        self.folder = posixpath.join(self.folder, name)
+        await self.refresh()
+
+    async def go_up(self) -> None:
+        self.folder = posixpath.dirname(self.folder)
+        await self.refresh()
+
+    def download(self, name: str) -> None:
+        """The browser fetches the file from the REST API with its session cookie: nothing passes the socket."""
+        path = quote(posixpath.join(self.folder, name))
+        ui.download.from_url(f"/api/v1/agent/sandboxes/{self._sandbox_id}/files?path={path}", filename=name)
+
+    async def _uploaded(self, event: events.UploadEventArguments) -> None:
+        name = posixpath.basename(event.file.name.replace("\\", "/"))
+        try:
+            data = await event.file.read()
+            await self._sandboxes.write(self._user_id, self._sandbox_id, posixpath.join(self.folder, name), data)
+        except DomainError as exc:
+            ui.notify(f"{name}: {exc.message}", type="negative")
+            return
+        ui.notify(f"Uploaded {name}", type="positive")
+        await self.refresh()
