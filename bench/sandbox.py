@@ -1,24 +1,34 @@
 """Sandboxes through the app vs the docker SDK directly, on the same engine (agent-ui's own dockerd).
 
-Prints: cold create → first exec → destroy (median of 20) and its ratio to the same sequence done with the
-SDK (target <= 1.2x); exec round trip of `true` vs raw `exec_run` (target <= 1.1x); 20 concurrent sandboxes
-each running a short Python job (errors, wall time).
+Prints:
+- create → first exec through the API for the local backend cold and warm (targets: cold <= 30 ms median;
+  warm <= 20 ms plus one exec round trip) and Docker warm and cold, beside raw `docker run --rm IMAGE true`;
+- cold create → first exec → destroy (median of 20) and its ratio to the same sequence done with the SDK
+  (target <= 1.2x); exec round trip of `true` vs raw `exec_run` (target <= 1.1x);
+- 20 concurrent sandboxes each running a short Python job (errors, wall time).
 Run (after `scripts/test`, which installs and starts the engine): `.venv/bin/python -m bench.sandbox`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import docker
 import httpx
 
+from services.ids import new_id
+from services.sandbox import make_backends
+from services.sandbox.base import Limits, SandboxSpec
 from services.sandbox.image import IMAGE
+from services.settings import SandboxSettings
 from tests.live_server import live_server
 
 ROUNDS, EXECS = 20, 50
@@ -46,9 +56,92 @@ async def app_cycle(http: httpx.AsyncClient) -> float:
     return time.perf_counter() - started
 
 
+FIRST_EXEC_ROUNDS, POOL = 30, 2
+ACCOUNT = {"email": "bench@example.com", "password": "correct horse battery"}
+
+
+@contextlib.asynccontextmanager
+async def signed_in_app(env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    env = {"AGENT_UI_LLM__LOCAL__ENABLED": "false", "AGENT_UI_CREDITS__SIGNUP_GRANT": "100000",
+           "AGENT_UI_SANDBOX__MAX_LIVE_PER_USER": "25", **env}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, live_server(Path(tmp) / "data", extra_env=env) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            await http.post("/api/v1/auth/register", json=ACCOUNT)
+            await http.post("/api/v1/auth/login", json=ACCOUNT)
+            yield http
+
+
+async def pool_full(http: httpx.AsyncClient) -> None:
+    for _ in range(600):
+        detail = (await http.get("/api/v1/health")).json()["dependencies"]["docker"]["detail"]
+        if f"warm pool {POOL}/{POOL}" in detail:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the warm pool did not fill: {detail}")
+
+
+async def first_exec(http: httpx.AsyncClient, *, warm: bool) -> tuple[float, float]:
+    """Create → first exec, and the exec alone (the round trip a warm hand-out adds to)."""
+    if warm:
+        await pool_full(http)
+    started = time.perf_counter()
+    sandbox = (await http.post("/api/v1/agent/sandboxes", json={})).json()
+    exec_started = time.perf_counter()
+    ran = await http.post(f"/api/v1/agent/sandboxes/{sandbox['id']}/exec", json={"command": "true"})
+    ended = time.perf_counter()
+    assert ran.status_code == 200 and ran.json()["exit_code"] == 0, ran.text
+    await http.delete(f"/api/v1/agent/sandboxes/{sandbox['id']}")
+    return ended - started, ended - exec_started
+
+
+async def first_exec_figures(host: str) -> None:
+    print(f"create → first exec (`true`) through the API, median of {FIRST_EXEC_ROUNDS}:")
+    rows: list[tuple[str, dict[str, str], bool, str]] = [
+        ("local cold", {"AGENT_UI_SANDBOX__BACKEND": "local"}, False, "target <= 30 ms"),
+        ("local warm", {"AGENT_UI_SANDBOX__BACKEND": "local", "AGENT_UI_SANDBOX__WARM_POOL__LOCAL": str(POOL)}, True,
+         "target <= 20 ms + one exec"),
+        ("docker warm", {"AGENT_UI_SANDBOX__BACKEND": "docker", "AGENT_UI_SANDBOX__DOCKER_HOST": host,
+                         "AGENT_UI_SANDBOX__WARM_POOL__DOCKER": str(POOL)}, True, "target <= 20 ms + one exec"),
+        ("docker cold", {"AGENT_UI_SANDBOX__BACKEND": "docker", "AGENT_UI_SANDBOX__DOCKER_HOST": host}, False, ""),
+    ]  # fmt: skip
+    for name, env, warm, target in rows:
+        async with signed_in_app(env) as http:
+            await first_exec(http, warm=warm)  # warm-up: the local root filesystem, imports, connections
+            figures = [await first_exec(http, warm=warm) for _ in range(FIRST_EXEC_ROUNDS)]
+        total = statistics.median(f[0] for f in figures) * 1000
+        exec_only = statistics.median(f[1] for f in figures) * 1000
+        print(f"  {name:12} {total:7.1f} ms   (of which the exec {exec_only:5.1f} ms, so create {total - exec_only:5.1f}"
+              f" ms)   {target}")  # fmt: skip
+    backend = make_backends(SandboxSettings(backend="local"), instance="bench", data_dir=Path(tempfile.gettempdir()))[0]
+    await backend.ping()
+    alone = []
+    for _ in range(FIRST_EXEC_ROUNDS):
+        spec = SandboxSpec(sandbox_id=new_id("sbx"), user_id="bench", image=IMAGE, limits=Limits(1.0, 512, 256, 512))
+        started = time.perf_counter()
+        ref = await backend.create(spec)
+        await backend.exec(ref, "true", timeout_s=60, workdir="/workspace", env={}, max_output=1000)
+        alone.append(time.perf_counter() - started)
+        await backend.destroy(ref)
+    print(
+        f"  {'local alone':12} {statistics.median(alone) * 1000:7.1f} ms   (the backend's create + exec, no HTTP or database)"
+    )
+    cli = shutil.which("docker")
+    raw = []
+    for _ in range(10):
+        started = time.perf_counter()
+        if cli:
+            subprocess.run([cli, "-H", host, "run", "--rm", "--network", "none", IMAGE, "true"], check=True)
+        else:
+            docker.DockerClient(base_url=host).containers.run(IMAGE, ["true"], remove=True, network_mode="none")
+        raw.append(time.perf_counter() - started)
+    how = "docker run --rm IMAGE true" if cli else "containers.run(IMAGE, 'true', remove=True) (no docker CLI)"
+    print(f"  {'raw':12} {statistics.median(raw) * 1000:7.1f} ms   ({how}, median of 10, same engine)")
+
+
 async def main() -> None:
     host = subprocess.run(["scripts/dockerd", "start"], capture_output=True, text=True, check=True).stdout.strip()
     client = docker.DockerClient(base_url=host)
+    await first_exec_figures(host)
     env = {"AGENT_UI_SANDBOX__DOCKER_HOST": host, "AGENT_UI_SANDBOX__MAX_LIVE_PER_USER": "25",
            "AGENT_UI_LLM__LOCAL__ENABLED": "false", "AGENT_UI_CREDITS__SIGNUP_GRANT": "100000"}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp, live_server(Path(tmp) / "data", extra_env=env) as server:

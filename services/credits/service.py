@@ -178,29 +178,36 @@ class CreditService:
     ) -> tuple[str, int]:
         """Reserve as much as available up to ``at_most``; 402 below ``at_least``. Returns (hold id, amount)."""
         async with self._db.transaction() as session:
-            await self.ensure_account(session, user_id)
-            account = (
-                await session.exec(select(CreditAccount).where(CreditAccount.user_id == user_id).with_for_update())
-            ).one()
-            amount = min(at_most, account.balance_micro - account.held_micro)
-            if amount < max(at_least, 0) or amount <= 0:
-                raise InsufficientCreditsError(
-                    "not enough credits for this request",
-                    details={"available": float(to_credits(account.balance_micro - account.held_micro)),
-                             "needed": float(to_credits(at_least))},
-                )  # fmt: skip
-            statement = (
-                sa.update(ACCOUNTS)
-                .where(ACCOUNTS.c.user_id == user_id, ACCOUNTS.c.balance_micro - ACCOUNTS.c.held_micro >= amount)
-                .values(held_micro=ACCOUNTS.c.held_micro + amount, updated_at=self._clock())
-            )
-            if (await (await session.connection()).execute(statement)).rowcount != 1:
-                raise InsufficientCreditsError("not enough credits for this request")
-            now = self._clock()
-            hold = CreditHold(id=new_id("hld"), user_id=user_id, amount_micro=amount, cause_type=cause_type,
-                              cause_id=cause_id, created_at=now,
-                              expires_at=now + timedelta(seconds=self._settings.hold_ttl_s))  # fmt: skip
-            session.add(hold)
+            return await self.hold_in(session, user_id, at_most=at_most, at_least=at_least, cause_type=cause_type,
+                                      cause_id=cause_id)  # fmt: skip
+
+    async def hold_in(
+        self, session: AsyncSession, user_id: str, *, at_most: int, at_least: int, cause_type: str, cause_id: str
+    ) -> tuple[str, int]:
+        """:meth:`hold_up_to` inside the caller's transaction, so the hold and what it pays for commit together."""
+        await self.ensure_account(session, user_id)
+        account = (
+            await session.exec(select(CreditAccount).where(CreditAccount.user_id == user_id).with_for_update())
+        ).one()
+        amount = min(at_most, account.balance_micro - account.held_micro)
+        if amount < max(at_least, 0) or amount <= 0:
+            raise InsufficientCreditsError(
+                "not enough credits for this request",
+                details={"available": float(to_credits(account.balance_micro - account.held_micro)),
+                         "needed": float(to_credits(at_least))},
+            )  # fmt: skip
+        statement = (
+            sa.update(ACCOUNTS)
+            .where(ACCOUNTS.c.user_id == user_id, ACCOUNTS.c.balance_micro - ACCOUNTS.c.held_micro >= amount)
+            .values(held_micro=ACCOUNTS.c.held_micro + amount, updated_at=self._clock())
+        )
+        if (await (await session.connection()).execute(statement)).rowcount != 1:
+            raise InsufficientCreditsError("not enough credits for this request")
+        now = self._clock()
+        hold = CreditHold(id=new_id("hld"), user_id=user_id, amount_micro=amount, cause_type=cause_type,
+                          cause_id=cause_id, created_at=now,
+                          expires_at=now + timedelta(seconds=self._settings.hold_ttl_s))  # fmt: skip
+        session.add(hold)
         return hold.id, amount
 
     async def settle_in(

@@ -1,7 +1,7 @@
 """A warm pool: sandboxes started ahead so that creating one is a hand-out, not an engine round trip.
 
-Each pooled sandbox belongs to nobody until it is handed out, is handed out once (never shared or
-returned), and is replaced in the background. What the pool holds is destroyed when the app stops; a
+Each pooled sandbox belongs to nobody until it is handed out, is handed out once (never shared, and never
+returned once a user had it), and is replaced in the background. What the pool holds is destroyed when the app stops; a
 crash leaves labelled sandboxes that reconciliation removes at the next start.
 """
 
@@ -48,10 +48,16 @@ class WarmPool:
             self._task = asyncio.create_task(self._fill(), name="sandbox-warm-pool")
 
     def take(self) -> WarmSandbox | None:
-        """The oldest ready sandbox, now the caller's alone; the pool starts a replacement."""
-        warm = self._ready.popleft() if self._ready else None
+        """The oldest ready sandbox, now the caller's alone. The caller then says :meth:`handed_out` (the pool
+        starts a replacement) or :meth:`put_back` (its create failed before anything ran in it)."""
+        return self._ready.popleft() if self._ready else None
+
+    def handed_out(self) -> None:
         self._wanted.set()
-        return warm
+
+    def put_back(self, warm: WarmSandbox) -> None:
+        """Return one that never reached its caller: nothing ran in it, so it is as fresh as it was."""
+        self._ready.appendleft(warm)
 
     async def stop(self) -> None:
         """Finish the sandbox being started (so none is orphaned), then destroy every pooled one."""

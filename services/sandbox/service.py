@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.clock import Clock, utcnow
 from services.credits import CreditService
@@ -164,6 +165,8 @@ class SandboxService:
                            env=dict(request.env))  # fmt: skip
         warm: WarmSandbox | None = None
         try:
+            # One transaction for the quota, the hand-out, the row and the minutes' hold: a warm create is done
+            # when it commits, a cold one starts the backend after it.
             async with self._db.transaction(exclusive=f"sandbox-quota:{user_id}") as session:
                 statement = select(Sandbox).where(Sandbox.user_id == user_id, col(Sandbox.status).in_(LIVE))
                 live = (await session.exec(statement)).all()
@@ -175,19 +178,20 @@ class SandboxService:
                 if self._pool_spec_fits(spec):
                     warm = self.pool.take()
                 if warm is not None:
-                    sandbox.id = warm.spec.sandbox_id
+                    sandbox.id, sandbox.ref, sandbox.status = warm.spec.sandbox_id, warm.ref, "running"
+                sandbox.hold_ids = await self._hold_minutes(session, user_id, sandbox.id, timeout_s)
                 session.add(sandbox)
         except BaseException:
-            if warm is not None:  # taken but never recorded: nobody may get it now
-                await self._discard(warm.ref)
+            if warm is not None:  # refused (quota, credits) or not recorded: it never reached the user
+                self.pool.put_back(warm)
             raise
+        if warm is not None:
+            self.pool.handed_out()
+            return SandboxRead.model_validate(sandbox)
         try:
-            sandbox.hold_ids = await self._hold_minutes(user_id, sandbox.id, timeout_s)
-            sandbox.ref = warm.ref if warm is not None else await self.backend.create(spec)
+            sandbox.ref = await self.backend.create(spec)
             sandbox.status = "running"
         except BaseException:
-            if warm is not None:
-                await self._discard(warm.ref)
             sandbox.status, sandbox.destroy_reason, sandbox.destroyed_at = "failed", "create failed", self._clock()
             await self._save(sandbox)
             await self._release_holds(sandbox)
@@ -205,12 +209,12 @@ class SandboxService:
         with contextlib.suppress(Exception):
             await self.backend.destroy(ref)
 
-    async def _hold_minutes(self, user_id: str, sandbox_id: str, seconds: int) -> list[str]:
+    async def _hold_minutes(self, session: AsyncSession, user_id: str, sandbox_id: str, seconds: int) -> list[str]:
         cost = self._price_per_minute * math.ceil(seconds / 60)
         if cost <= 0:
             return []
-        hold_id, _ = await self._credits.hold_up_to(user_id, at_most=cost, at_least=cost, cause_type="sandbox",
-                                                     cause_id=sandbox_id)  # fmt: skip
+        hold_id, _ = await self._credits.hold_in(session, user_id, at_most=cost, at_least=cost, cause_type="sandbox",
+                                                 cause_id=sandbox_id)  # fmt: skip
         return [hold_id]
 
     async def _save(self, sandbox: Sandbox) -> None:
@@ -239,10 +243,11 @@ class SandboxService:
         now = self._clock()
         new_expiry = now + timedelta(seconds=sandbox.timeout_s)
         extra = max(0, int((new_expiry - sandbox.expires_at).total_seconds()))
-        if extra:
-            sandbox.hold_ids = [*sandbox.hold_ids, *await self._hold_minutes(user_id, sandbox.id, extra)]
-        sandbox.expires_at = new_expiry
-        await self._save(sandbox)
+        async with self._db.transaction() as session:
+            if extra:
+                sandbox.hold_ids = [*sandbox.hold_ids, *await self._hold_minutes(session, user_id, sandbox.id, extra)]
+            sandbox.expires_at = new_expiry
+            await session.merge(sandbox)
         return SandboxRead.model_validate(sandbox)
 
     async def destroy(self, user_id: str, sandbox_id: str) -> None:

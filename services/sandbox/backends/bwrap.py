@@ -14,12 +14,11 @@ import fcntl
 import json
 import math
 import os
-import resource
 import shutil
 import signal
 import tarfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from services.sandbox.base import (
     result_of,
 )
 from services.sandbox.image import RECIPE_VERSION, SANDBOX_UID, build_rootfs
+from services.sandbox.spawn import spawn
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The host user sandboxes run as (inside they are uid 1000): unprivileged, owning only workspaces.
@@ -80,6 +80,7 @@ class LocalSandboxBackend:
         self._instance = instance
         self._rootfs: Path | None = None
         self._bwrap = shutil.which("bwrap")
+        self._setpriv = shutil.which("setpriv")
 
     @property
     def uses_cgroups(self) -> bool:
@@ -98,6 +99,9 @@ class LocalSandboxBackend:
         if self._bwrap is None:
             raise UpstreamUnavailableError("bubblewrap is not installed (apt-get install bubblewrap): "
                                            "the local backend will not run without isolation")  # fmt: skip
+        if os.geteuid() == 0 and self._setpriv is None:
+            raise UpstreamUnavailableError("setpriv (util-linux) is needed to run local sandboxes as an "
+                                           "unprivileged user")  # fmt: skip
         if self._rootfs is None:
             self._rootfs = await asyncio.to_thread(ensure_rootfs, self._cache_dir)
         limits = "cgroups v1" if self.uses_cgroups else "rlimits only (cgroups are not writable)"
@@ -153,26 +157,21 @@ class LocalSandboxBackend:
         if os.geteuid() == 0:
             os.chown(path, HOST_UID, HOST_GID)
 
-    def _confine(self, ref: str) -> Callable[[], None]:
-        """Runs in the child before exec: join the sandbox's cgroups (or set rlimits), then, as root, become
-        the unprivileged host user, so that nothing in the sandbox is root on the host, even mapped."""
-        meta = json.loads((self._dir(ref) / "meta.json").read_text())
-        cgroups = self.uses_cgroups
-        as_root = os.geteuid() == 0
-
-        def confine() -> None:
-            if cgroups:
-                for controller in CONTROLLERS:
-                    (CGROUP_ROOT / controller / "agent-ui" / ref / "cgroup.procs").write_text(str(os.getpid()))
-            else:
-                memory = meta["memory_mb"] * 2**20
-                resource.setrlimit(resource.RLIMIT_AS, (memory * 4, memory * 4))  # address space, not RSS
-            if as_root:
-                os.setgroups([])
-                os.setgid(HOST_GID)
-                os.setuid(HOST_UID)
-
-        return confine
+    def _launcher(self, ref: str, meta: dict[str, object]) -> list[str]:
+        """The argv that confines a command before bwrap starts it: join the sandbox's cgroups (or set an
+        rlimit), then, as root, become the unprivileged host user, so nothing in the sandbox is root on the
+        host, even mapped. A shell rather than ``preexec_fn``: the spawn is a vfork that never stalls the event
+        loop on copying this process. Any step that fails stops the launch (nothing runs unconfined)."""
+        if self.uses_cgroups:
+            steps = [f"echo $$ > {CGROUP_ROOT / c / 'agent-ui' / ref / 'cgroup.procs'}" for c in CONTROLLERS]
+        else:
+            address_space_kb = int(str(meta["memory_mb"])) * 4 * 1024  # address space, not RSS: a loose bound
+            steps = [f"ulimit -v {address_space_kb}"]
+        drop = []
+        if os.geteuid() == 0:
+            assert self._setpriv is not None
+            drop = [self._setpriv, f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups"]
+        return ["/bin/sh", "-c", " && ".join([*steps, 'exec "$@"']), "sandbox-launch", *drop]
 
     async def exec(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
@@ -187,13 +186,11 @@ class LocalSandboxBackend:
         await self.ping()
         if not self._dir(ref).exists():
             raise NotFoundError("sandbox not found")
-        meta_env = json.loads((self._dir(ref) / "meta.json").read_text()).get("env", {})
+        meta = json.loads((self._dir(ref) / "meta.json").read_text())
         started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            *self._argv(ref, command, timeout_s, workdir, {**meta_env, **env}),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            preexec_fn=self._confine(ref), start_new_session=True,
-        )  # fmt: skip
+        process = await spawn([*self._launcher(ref, meta), *self._argv(ref, command, timeout_s, workdir,
+                                                                        {**meta.get("env", {}), **env})],
+                              env={"PATH": "/usr/bin:/bin"})  # fmt: skip
         queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
         kept = {"stdout": 0, "stderr": 0}
         out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
@@ -204,7 +201,6 @@ class LocalSandboxBackend:
                 await queue.put((name, chunk))
             await queue.put(None)
 
-        assert process.stdout is not None and process.stderr is not None
         pumps = [
             asyncio.ensure_future(pump("stdout", process.stdout)),
             asyncio.ensure_future(pump("stderr", process.stderr)),
@@ -216,8 +212,7 @@ class LocalSandboxBackend:
                 try:
                     item = await asyncio.wait_for(queue.get(), max(0.1, deadline - time.monotonic()))
                 except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
+                    process.kill_group()
                     break
                 if item is None:
                     open_streams -= 1
@@ -237,9 +232,9 @@ class LocalSandboxBackend:
             for task in pumps:
                 task.cancel()
             if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+                process.kill_group()
                 await process.wait()
+            process.close()
         elapsed = time.monotonic() - started
         timed_out = exit_code in (137, -9) and elapsed >= timeout_s - 0.5
         yield ExecResult(

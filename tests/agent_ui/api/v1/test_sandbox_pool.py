@@ -75,6 +75,16 @@ async def test_creates_take_warm_sandboxes_the_pool_refills_and_stop_destroys_it
                                                       "truncated": False, "elapsed_ms": 0}  # fmt: skip
         assert (await client.get(f"{SANDBOXES}/{first['id']}", headers=bob.headers)).status_code == 404
 
+        broke = await make_account()  # 24 hours cost more than the signup grant: 402, nothing recorded or used
+        before = await wait_for_pool(backend, 2, handed)
+        refused = await client.post(SANDBOXES, json={"timeout_s": 86400}, headers=broke.headers)
+        assert refused.status_code == 402
+        assert (await client.get(SANDBOXES, params={"all": "true"}, headers=broke.headers)).json() == []
+        assert (
+            await unowned(backend, handed) == before
+            and "warm pool 2/2" in ((await client.get("/api/v1/health")).json()["dependencies"]["docker"]["detail"])
+        )
+
         asked = await client.post(SANDBOXES, json={"memory_mb": 300}, headers=alice.headers)
         assert asked.status_code == 201 and asked.json()["id"] not in pooled | refilled
         owned = {s.sandbox_id: s.user_id for s in await backend.list_labelled()}
