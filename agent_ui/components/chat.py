@@ -50,6 +50,8 @@ class StreamingAnswer:
 
 
 def tool_card(call: dict[str, Any], result: dict[str, Any] | None) -> ui.expansion:
+    if call.get("name") == "sandbox_exec":
+        return sandbox_exec_card(call, result)
     ok = result is not None and result.get("ok")
     state = "running…" if result is None else f"{result.get('elapsed_ms', 0)} ms" + ("" if ok else " · failed")
     icon = "hourglass_top" if result is None else ("check_circle" if ok else "error")
@@ -62,6 +64,45 @@ def tool_card(call: dict[str, Any], result: dict[str, Any] | None) -> ui.expansi
             body = result.get("output") if ok else result.get("error")
             ui.code(_pretty(body), language="json").classes("w-full").mark("tool-result")
     return card
+
+
+def sandbox_exec_card(call: dict[str, Any], result: dict[str, Any] | None) -> ui.expansion:
+    """A command run in the session's sandbox reads as a terminal: command, exit code, output, duration."""
+    command = str(_as_dict(call.get("arguments")).get("command", ""))
+    output = _as_dict(result.get("output")) if result is not None and result.get("ok") else {}
+    if result is None:
+        state, icon = "running…", "hourglass_top"
+    elif not result.get("ok"):
+        state, icon = f"failed · {result.get('elapsed_ms', 0)} ms", "error"
+    else:
+        exit_code = output.get("exit_code")
+        state = "timed out" if output.get("timed_out") else f"exit {exit_code}"
+        state, icon = f"{state} · {result.get('elapsed_ms', 0)} ms", "check_circle" if exit_code == 0 else "warning"
+    title = f"sandbox  ·  {state}"
+    card = ui.expansion(title, icon=icon, value=True).classes("w-full border rounded").mark("tool-card", "sandbox-card")
+    with card:
+        ui.code(command, language="bash").classes("w-full").mark("sandbox-command")
+        if result is not None and not result.get("ok"):
+            ui.label(str(result.get("error", "the command could not run"))).classes("text-negative text-sm")
+        for stream, style in (("stdout", ""), ("stderr", "text-red-8")):
+            if text := str(output.get(stream) or ""):
+                ui.label(text).classes(f"w-full font-mono text-sm whitespace-pre-wrap {style}").mark(
+                    f"sandbox-{stream}"
+                )
+        if output.get("truncated"):
+            ui.label("output was cut").classes("text-xs text-grey-7")
+        if sandbox_id := output.get("sandbox_id"):
+            ui.link("Open the sandbox", f"/sandboxes/{sandbox_id}").classes("text-xs").mark("open-sandbox")
+    return card
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _pretty(value: Any) -> str:

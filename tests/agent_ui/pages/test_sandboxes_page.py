@@ -9,6 +9,7 @@ import pytest
 from nicegui.testing import User
 
 from tests.agent_ui.pages.test_auth_pages import register_in_ui
+from tests.upstream import ScriptedUpstream, Step, words
 
 
 @pytest.fixture
@@ -89,3 +90,22 @@ async def test_the_page_says_when_sandboxes_are_off(no_sandboxes: None, user: Us
     await user.should_see(marker="empty-thread", retries=100)
     await user.open("/sandboxes")
     await user.should_see(marker="sandboxes-off", retries=50)
+
+
+async def test_a_command_the_agent_runs_shows_as_a_terminal_card(
+    local_sandboxes: None, user: User, upstream: ScriptedUpstream
+) -> None:
+    await register_in_ui(user, "asker@example.com")
+    await user.should_see(marker="empty-thread", retries=100)
+    upstream.push(
+        Step(tool_calls=[("sandbox_exec", {"command": 'python3 -c "print(6*7)"'})]), Step(text=words("It printed 42."))
+    )
+    user.find(marker="message").type("Compute 6*7 in Python")
+    user.find(marker="send").click()
+    await user.should_see("It printed 42.", retries=100)
+    await user.should_see(marker="sandbox-card", retries=50)
+    card = next(iter(user.find(marker="sandbox-card").elements))
+    assert card.props["label"].startswith("sandbox  ·  exit 0 · ")  # type: ignore[attr-defined]
+    assert text(user, "sandbox-stdout").strip() == "42"
+    assert 'python3 -c "print(6*7)"' in next(iter(user.find(marker="sandbox-command").elements)).content  # type: ignore[attr-defined]
+    await user.should_see(marker="open-sandbox")
