@@ -103,10 +103,15 @@ class AgentLoop:
 
     async def _rounds(self, turn: Turn, messages: list[dict[str, Any]], outcome: TurnOutcome) -> None:
         native = turn.model.native_tools
+        routed: set[tuple[str, str]] = set()
         for round_number in range(turn.max_tool_rounds + 1):
             tools_allowed = bool(turn.tools) and round_number < turn.max_tool_rounds
             if tools_allowed and not native:
                 calls = await self._route(turn, messages, outcome)
+                # A router that asks again for a call it already made is looping: answer with what it has.
+                if calls and all((c.name, _canonical(c.arguments)) in routed for c in calls):
+                    calls = []
+                routed |= {(c.name, _canonical(c.arguments)) for c in calls}
                 if calls:
                     await self._run_tools(turn, calls, messages, outcome, native=False)
                     continue
@@ -316,8 +321,11 @@ class AgentLoop:
                 + _clip(json.dumps(result["output"] if result["ok"] else {"error": result.get("error")}, default=str))
                 for call, result in results
             ]
-            messages.append({"role": "assistant", "content": "I used a tool:\n" + "\n".join(lines)})
-            messages.append({"role": "user", "content": "Use that tool result to answer my previous message."})
+            # One user message that restates the question: small models copy an assistant turn word for word.
+            question = next((m["content"] for m in reversed(messages) if m["role"] == "user"
+                             and not str(m["content"]).startswith("Tool results:")), "")  # fmt: skip
+            messages.append({"role": "user", "content": "Tool results:\n" + "\n".join(lines)
+                             + f"\n\nUsing these results, answer my question: {question}"})  # fmt: skip
 
     async def _execute(self, turn: Turn, tool: Tool | None, call: ToolCallRequest) -> dict[str, Any]:
         started = time.monotonic()
@@ -352,3 +360,10 @@ class AgentLoop:
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TOOL_OUTPUT_CHARS else text[:MAX_TOOL_OUTPUT_CHARS] + "…[truncated]"
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except ValueError:
+        return arguments

@@ -68,8 +68,9 @@ class SessionSandboxTools:
         path = {"type": "string", "description": "path relative to /workspace"}
         return [
             Tool(name="sandbox_exec", group=ToolGroup.SANDBOX, handler=self.exec, timeout_s=120,
-                 description="Run a shell command (sh -c) in this chat's sandbox, in /workspace. Python 3 is "
-                             "installed. Returns exit_code, stdout and stderr.",
+                 description="Run a shell command (sh -c) in this chat's sandbox, in /workspace, and get its "
+                             "exit_code, stdout and stderr. Python 3 is installed; print what you want to see, "
+                             "e.g. python3 -c \"print(2**100)\".",
                  parameters={"type": "object", "properties": {
                      "command": {"type": "string", "description": "the shell command"},
                      "timeout_s": {"type": "number", "description": "time limit in seconds"}},

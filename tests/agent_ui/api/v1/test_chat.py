@@ -130,6 +130,24 @@ async def test_router_tool_round_trip_for_models_without_native_tools(
     assert "42" in json.dumps(second_router["messages"])
 
 
+async def test_a_router_asking_for_the_same_call_again_gets_an_answer_instead(
+    client: httpx.AsyncClient,
+    make_account,
+    upstream: ScriptedUpstream,  # type: ignore[no-untyped-def]
+) -> None:
+    account = await make_account()
+    again = '{"tool": "calculator", "arguments": {"expression": "6*7"}}'
+    upstream.push(Step(text=[again]), Step(text=[again]), Step(text=words("It is 42.")))
+    events = await turn(client, account.headers, message="What is 6 times 7?", model="scripted-router")
+
+    assert [e.type for e in events].count("tool_call") == 1
+    assert text_of(events) == "It is 42."
+    answer_request = upstream.requests[-1]
+    assert "response_format" not in answer_request
+    last = answer_request["messages"][-1]
+    assert last["role"] == "user" and '"result": 42' in last["content"] and "What is 6 times 7?" in last["content"]
+
+
 async def test_a_failing_tool_is_reported_and_the_turn_goes_on(
     client: httpx.AsyncClient,
     make_account,
