@@ -27,7 +27,16 @@ from services.errors import (
 from services.ids import new_id
 from services.money import to_micro
 from services.periodic import Periodic
-from services.sandbox.base import WORKSPACE, ExecResult, FileEntry, Limits, OutputChunk, SandboxBackend, SandboxSpec
+from services.sandbox.base import (
+    WORKSPACE,
+    ExecResult,
+    FileEntry,
+    Limits,
+    OutputChunk,
+    SandboxBackend,
+    SandboxSpec,
+    result_of,
+)
 from services.sandbox.models import Sandbox
 from services.sandbox.pool import WarmPool, WarmSandbox
 from services.sandbox.schemas import ExecRequest, SandboxCreate, SandboxDetail, SandboxRead
@@ -305,41 +314,68 @@ class SandboxService:
                 "max_output": self._settings.max_output_bytes}  # fmt: skip
 
     async def exec(self, user_id: str, sandbox_id: str, request: ExecRequest) -> ExecResult:
-        sandbox = await self._live(user_id, sandbox_id)
-        assert sandbox.ref is not None
-        return await self._guard_disk(
-            sandbox, self.backend.exec(sandbox.ref, request.command, **self._exec_args(request))
-        )  # type: ignore[arg-type]
+        return await result_of(await self.exec_stream(user_id, sandbox_id, request))
 
     async def exec_stream(
         self, user_id: str, sandbox_id: str, request: ExecRequest
     ) -> AsyncIterator[OutputChunk | ExecResult]:
+        """The command's output as it comes and its result last, with the workspace watched all along."""
         sandbox = await self._live(user_id, sandbox_id)
         assert sandbox.ref is not None
-        return self.backend.exec_stream(sandbox.ref, request.command, **self._exec_args(request))  # type: ignore[arg-type]
+        stream = self.backend.exec_stream(sandbox.ref, request.command, **self._exec_args(request))  # type: ignore[arg-type]
+        return self._within_disk_quota(sandbox, stream)
 
-    async def _guard_disk(self, sandbox: Sandbox, running: object) -> ExecResult:
-        """Run an exec while watching the workspace; past the disk quota the sandbox is destroyed."""
-        task = asyncio.ensure_future(running)  # type: ignore[arg-type]
-        quota = sandbox.disk_mb * 2**20
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=1.0)
-            if done:
-                break
-            assert sandbox.ref is not None
-            with contextlib.suppress(Exception):
-                if await self.backend.disk_usage(sandbox.ref) > quota:
-                    task.cancel()
-                    await self._destroy(sandbox, reason="disk quota exceeded")
-                    raise QuotaExceededError(f"the workspace passed its {sandbox.disk_mb} MB quota; the sandbox "
-                                             "was destroyed", code="disk_quota")  # fmt: skip
-        result = task.result()
+    async def _within_disk_quota(
+        self, sandbox: Sandbox, stream: AsyncIterator[OutputChunk | ExecResult]
+    ) -> AsyncIterator[OutputChunk | ExecResult]:
+        """Pass the stream through, checking the workspace every second and at the end: past the quota the
+        command is stopped and the sandbox destroyed (429), so no command can fill the disk under it."""
         assert sandbox.ref is not None
-        if await self.backend.disk_usage(sandbox.ref) > quota:
-            await self._destroy(sandbox, reason="disk quota exceeded")
-            raise QuotaExceededError(f"the workspace passed its {sandbox.disk_mb} MB quota; the sandbox was "
-                                     "destroyed", code="disk_quota")  # fmt: skip
-        return result
+        ref, quota = sandbox.ref, sandbox.disk_mb * 2**20
+
+        async def over_quota() -> bool:
+            try:
+                return await self.backend.disk_usage(ref) > quota
+            except Exception:  # a failed probe is not a verdict; the next one decides
+                return False
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                if await over_quota():
+                    return
+
+        async def stop(task: asyncio.Future[object] | None) -> None:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+        watcher = asyncio.ensure_future(watch())
+        upcoming: asyncio.Future[OutputChunk | ExecResult] | None = None
+        try:
+            while True:
+                upcoming = asyncio.ensure_future(anext(stream))  # type: ignore[arg-type]
+                await asyncio.wait({upcoming, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if watcher.done():
+                    await stop(upcoming)
+                    await self._disk_quota_exceeded(sandbox)
+                try:
+                    item = upcoming.result()
+                except StopAsyncIteration:
+                    return
+                if isinstance(item, ExecResult) and await over_quota():
+                    await self._disk_quota_exceeded(sandbox)
+                yield item
+        finally:  # also when the reader goes away (a closed SSE, Stop in the UI): the command is killed
+            await stop(upcoming)  # type: ignore[arg-type]
+            await stop(watcher)  # type: ignore[arg-type]
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _disk_quota_exceeded(self, sandbox: Sandbox) -> None:
+        await self._destroy(sandbox, reason="disk quota exceeded")
+        raise QuotaExceededError(f"the workspace passed its {sandbox.disk_mb} MB quota; the sandbox was destroyed",
+                                 code="disk_quota")  # fmt: skip
 
     async def _checked_path(self, sandbox: Sandbox, path: str | None) -> str:
         """The path inside /workspace, with symlinks followed by the sandbox itself: links out are refused."""

@@ -15,7 +15,7 @@ from agent_ui.errors import ErrorEnvelope
 from agent_ui.sse import event_stream
 from services.auth import Scope
 from services.container import Services
-from services.errors import PayloadTooLargeError, UpstreamUnavailableError
+from services.errors import DomainError, PayloadTooLargeError, UpstreamUnavailableError
 from services.runs import RunEvent
 from services.sandbox import SandboxService
 from services.sandbox.base import ExecResult, OutputChunk
@@ -94,15 +94,19 @@ async def exec_command(
 
 
 async def _exec_events(items: AsyncIterator[OutputChunk | ExecResult]) -> AsyncIterator[list[RunEvent]]:
+    """`output` events, then `done`; a failure once the stream has started ends it with `error` (`disk_quota`)."""
     counter = 0
-    async for item in items:
-        counter += 1
-        if isinstance(item, OutputChunk):
-            yield [RunEvent(counter, "output", {"stream": item.stream, "text": item.text})]
-        else:
-            yield [RunEvent(counter, "done", {"finish_reason": "exit", "elapsed_ms": item.elapsed_ms,
-                                              "exit_code": item.exit_code, "timed_out": item.timed_out,
-                                              "truncated": item.truncated})]  # fmt: skip
+    try:
+        async for item in items:
+            counter += 1
+            if isinstance(item, OutputChunk):
+                yield [RunEvent(counter, "output", {"stream": item.stream, "text": item.text})]
+            else:
+                yield [RunEvent(counter, "done", {"finish_reason": "exit", "elapsed_ms": item.elapsed_ms,
+                                                  "exit_code": item.exit_code, "timed_out": item.timed_out,
+                                                  "truncated": item.truncated})]  # fmt: skip
+    except DomainError as exc:
+        yield [RunEvent(counter + 1, "error", {"code": exc.code, "message": exc.message})]
 
 
 @router.get(

@@ -109,3 +109,19 @@ async def test_a_command_the_agent_runs_shows_as_a_terminal_card(
     assert text(user, "sandbox-stdout").strip() == "42"
     assert 'python3 -c "print(6*7)"' in next(iter(user.find(marker="sandbox-command").elements)).content  # type: ignore[attr-defined]
     await user.should_see(marker="open-sandbox")
+
+
+async def test_stop_kills_the_running_command(local_sandboxes: None, user: User) -> None:
+    await register_in_ui(user, "stopper@example.com")
+    await user.should_see(marker="empty-thread", retries=100)
+    await create_in_ui(user)
+    user.find(marker="command").type("echo started; sleep 2; touch late.txt")
+    user.find(marker="run").click()
+    await terminal_when(user, lambda lines: "started" in lines)
+    user.find(marker="stop").click()
+    await terminal_when(user, lambda lines: lines[-1] == "stopped")
+    await asyncio.sleep(2.5)  # past the moment the command would have written its file
+    user.find(marker="command").type("ls -A")
+    user.find(marker="run").click()
+    shown = await terminal_when(user, lambda lines: lines[-1].startswith("exit "))
+    assert "late.txt" not in shown and shown[-2] == "$ ls -A"

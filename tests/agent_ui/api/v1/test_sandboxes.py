@@ -114,6 +114,7 @@ async def test_bad_requests(client: httpx.AsyncClient, make_account) -> None:  #
     assert (await client.post(SANDBOXES, json={})).status_code == 401
 
 
+@pytest.mark.parametrize("sandbox_settings", [{"backend": "docker"}, {"backend": "local"}], indirect=True)
 async def test_writing_past_the_disk_quota_is_stopped(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     account = await make_account()
     base = f"{SANDBOXES}/{(await create(client, account.headers))['id']}"
@@ -124,6 +125,16 @@ async def test_writing_past_the_disk_quota_is_stopped(client: httpx.AsyncClient,
     filled = await client.post(f"{base}/exec", json={"command": "dd if=/dev/zero of=f bs=1M count=60"},
                                headers=account.headers)  # fmt: skip
     assert filled.status_code == 429 and filled.json()["error"]["code"] == "disk_quota"
+    assert (await client.get(base, headers=account.headers)).json()["destroy_reason"] == "disk quota exceeded"
+
+    # Streamed, and still writing when the watch looks: stopped mid-way, the stream ends with an error event.
+    base = f"{SANDBOXES}/{(await create(client, account.headers))['id']}"
+    slow_fill = "for i in $(seq 100); do dd if=/dev/zero of=f$i bs=1M count=1 2>/dev/null; echo $i; sleep 0.05; done"
+    streamed = await client.post(f"{base}/exec", json={"command": slow_fill, "stream": True}, headers=account.headers)
+    events = parse(streamed.text)
+    assert events[-1].type == "error" and events[-1].data["code"] == "disk_quota"
+    written = [int(e.data["text"].split()[-1]) for e in events if e.type == "output"]
+    assert written and max(written) < 100  # stopped before the end
     assert (await client.get(base, headers=account.headers)).json()["destroy_reason"] == "disk quota exceeded"
 
 
