@@ -65,6 +65,7 @@ async def test_create_run_move_files_and_destroy(client: httpx.AsyncClient, make
     assert Decimal(balance["balance"]) < 10 and Decimal(balance["held"]) == 0  # minutes charged, holds released
 
 
+@pytest.mark.parametrize("sandbox_settings", [{"backend": "docker"}, {"backend": "local"}], indirect=True)
 async def test_paths_may_not_leave_the_workspace(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     account = await make_account()
     base = f"{SANDBOXES}/{(await create(client, account.headers))['id']}"
