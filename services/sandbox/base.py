@@ -36,6 +36,8 @@ class ExecResult:
     timed_out: bool
     truncated: bool
     elapsed_ms: int
+    # The workspace's size when the command ended, where the backend measures it in the same round trip.
+    disk_used_bytes: int | None = None
 
 
 @dataclass(frozen=True)

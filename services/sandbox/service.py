@@ -364,7 +364,9 @@ class SandboxService:
                     item = upcoming.result()
                 except StopAsyncIteration:
                     return
-                if isinstance(item, ExecResult) and await over_quota():
+                if isinstance(item, ExecResult) and (
+                    item.disk_used_bytes > quota if item.disk_used_bytes is not None else await over_quota()
+                ):
                     await self._disk_quota_exceeded(sandbox)
                 yield item
         finally:  # also when the reader goes away (a closed SSE, Stop in the UI): the command is killed

@@ -9,6 +9,7 @@ import json
 import math
 import posixpath
 import queue
+import secrets
 import tarfile
 import threading
 import time
@@ -120,9 +121,13 @@ class DockerSandboxBackend:
 
         return await self._call(create)
 
-    def _exec_command(self, command: str, timeout_s: float) -> list[str]:
-        # exec has no timeout of its own: busybox `timeout` kills the command (exit 137) when it runs over.
-        return ["timeout", "-s", "KILL", str(max(1, math.ceil(timeout_s))), "sh", "-c", command]
+    def _exec_command(self, command: str, timeout_s: float, nonce: str) -> list[str]:
+        """exec has no timeout of its own: busybox `timeout` kills the command (exit 137) when it runs over.
+        After it, the same exec reports the workspace's size on stderr behind ``nonce`` (see DiskTrailer):
+        the disk quota check costs no second exec."""
+        script = ('timeout -s KILL "$1" sh -c "$2"; rc=$?; '
+                  f'printf "\\n%s %s\\n" "$3" "$(du -sk {WORKSPACE} | cut -f1)" >&2; exit $rc')  # fmt: skip
+        return ["sh", "-c", script, "agent-ui-exec", str(max(1, math.ceil(timeout_s))), command, nonce]
 
     async def exec(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
@@ -142,25 +147,31 @@ class DockerSandboxBackend:
             started = time.monotonic()
             try:
                 api = self._docker().api
-                exec_id = api.exec_create(ref, self._exec_command(command, timeout_s), workdir=workdir,
+                trailer = DiskTrailer()
+                exec_id = api.exec_create(ref, self._exec_command(command, timeout_s, trailer.nonce), workdir=workdir,
                                           environment=env, user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]  # fmt: skip
                 kept = {"stdout": 0, "stderr": 0}
                 truncated = False
                 out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+
+                def keep(name: str, data: bytes) -> None:
+                    nonlocal truncated
+                    room = max_output - kept[name]
+                    if not data or room <= 0:
+                        truncated = truncated or bool(data)
+                        return
+                    if len(data) > room:
+                        data, truncated = data[:room], True
+                    kept[name] += len(data)
+                    out[name].append(data)
+                    chunks.put((name, data))
+                    loop.call_soon_threadsafe(ready.set)
+
                 for stdout, stderr in api.exec_start(exec_id, stream=True, demux=True):
-                    for name, data in (("stdout", stdout), ("stderr", stderr)):
-                        if not data:
-                            continue
-                        room = max_output - kept[name]
-                        if room <= 0:
-                            truncated = True
-                            continue
-                        if len(data) > room:
-                            data, truncated = data[:room], True
-                        kept[name] += len(data)
-                        out[name].append(data)
-                        chunks.put((name, data))
-                        loop.call_soon_threadsafe(ready.set)
+                    keep("stdout", stdout or b"")
+                    keep("stderr", trailer.feed(stderr or b""))
+                rest, disk_used = trailer.finish()
+                keep("stderr", rest)
                 exit_code = api.exec_inspect(exec_id)["ExitCode"]
                 elapsed = time.monotonic() - started
                 timed_out = exit_code == 137 and elapsed >= timeout_s - 0.5
@@ -169,6 +180,7 @@ class DockerSandboxBackend:
                     stdout=b"".join(out["stdout"]).decode(errors="replace"),
                     stderr=b"".join(out["stderr"]).decode(errors="replace"),
                     timed_out=timed_out, truncated=truncated, elapsed_ms=round(elapsed * 1000),
+                    disk_used_bytes=disk_used,
                 ))  # fmt: skip
             except BaseException as exc:  # handed to the event loop, raised there
                 chunks.put(exc)
@@ -278,6 +290,39 @@ class DockerSandboxBackend:
                     volume.remove(force=True)
 
         await self._call(prune)
+
+
+class DiskTrailer:
+    """Splits the workspace size the exec wrapper prints last on stderr (``\\n<nonce> <KB>\\n``) from the
+    command's own stderr. Bytes that could start the trailer are held back until it is clear they do not."""
+
+    def __init__(self) -> None:
+        self.nonce = "agent-ui-du-" + secrets.token_hex(16)
+        self._marker = ("\n" + self.nonce + " ").encode()
+        self._pending = b""
+        self._trailer: bytes | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._trailer is not None:
+            self._trailer += data
+            return b""
+        self._pending += data
+        found = self._pending.find(self._marker)
+        if found >= 0:
+            self._trailer, passed = self._pending[found:], self._pending[:found]
+            self._pending = b""
+            return passed
+        held = next((n for n in range(min(len(self._marker) - 1, len(self._pending)), 0, -1)
+                     if self._marker.startswith(self._pending[-n:])), 0)  # fmt: skip
+        passed, self._pending = self._pending[: len(self._pending) - held], self._pending[len(self._pending) - held :]
+        return passed
+
+    def finish(self) -> tuple[bytes, int | None]:
+        """What is left of the command's stderr, and the workspace's size in bytes (None without a trailer)."""
+        if self._trailer is None:
+            return self._pending, None
+        size = self._trailer[len(self._marker) :].split(b"\n")[0].strip()
+        return b"", int(size) * 1024 if size.isdigit() else None
 
 
 def _raise(error: BaseException) -> None:
