@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from services.agent_config import AgentConfigService
 from services.auth import ApiKeyService, AuthService
+from services.auth.cache import PrincipalCache
 from services.auth.tokens import TokenDigester
 from services.chat import ChatService, SessionMetricsMeter, ToolRegistry, builtin_tools
 from services.credits import CreditMeter, CreditService
@@ -80,6 +81,7 @@ def build_services(settings: Settings, secret: bytes) -> Services:
     """Wire every service with only what it needs. Builds objects; opens nothing."""
     db = Database(settings.resolved_database_url(), settings.db)
     digester = TokenDigester(derive_key(secret, "token-digest"))
+    principals = PrincipalCache(settings.auth.principal_cache_s)
     current_version = app_version()
     runner = LocalModelRunner(settings.llm.local, run_dir=settings.data_dir / "run")
     models = ModelRegistry(settings.llm, local_runner=runner)
@@ -111,8 +113,10 @@ def build_services(settings: Settings, secret: bytes) -> Services:
     return Services(
         settings=settings,
         db=db,
-        auth=AuthService(db=db, digester=digester, settings=settings.auth, on_register=credits.open_account),
-        api_keys=ApiKeyService(db=db, digester=digester),
+        auth=AuthService(
+            db=db, digester=digester, settings=settings.auth, principals=principals, on_register=credits.open_account
+        ),
+        api_keys=ApiKeyService(db=db, digester=digester, principals=principals),
         agent_config=AgentConfigService(
             version=current_version,
             registration_open=settings.auth.allow_registration,

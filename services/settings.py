@@ -38,6 +38,8 @@ class AuthSettings(BaseModel):
     allow_registration: bool = True
     api_key_last_used_interval_s: int = Field(default=60, ge=0)
     login_ticket_ttl_s: int = Field(default=60, ge=5)
+    # How long a checked token is trusted without a database lookup; changes made in this process apply at once.
+    principal_cache_s: float = Field(default=2.0, ge=0, le=60)
 
 
 def default_model_dir() -> Path:

@@ -6,6 +6,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.auth import repository as repo
+from services.auth.cache import PrincipalCache
 from services.auth.models import ApiKey
 from services.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyUpdate, Principal
 from services.auth.scopes import Scope, grants
@@ -18,8 +19,11 @@ from services.ids import new_id
 
 
 class ApiKeyService:
-    def __init__(self, *, db: Database, digester: TokenDigester, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, *, db: Database, digester: TokenDigester, principals: PrincipalCache, clock: Clock = utcnow
+    ) -> None:
         self._db = db
+        self._principals = principals
         self._digester = digester
         self._clock = clock
 
@@ -70,6 +74,7 @@ class ApiKeyService:
             if update.is_active is not None:
                 key.is_active = update.is_active
             session.add(key)
+        self._principals.clear()
         return ApiKeyRead.model_validate(key)
 
     async def revoke(self, user_id: str, key_id: str) -> None:
@@ -79,6 +84,7 @@ class ApiKeyService:
             key.revoked_at = self._clock()
             key.is_active = False
             session.add(key)
+        self._principals.clear()
 
     @staticmethod
     async def _owned(session: AsyncSession, user_id: str, key_id: str) -> ApiKey:

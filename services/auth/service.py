@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import select
 
 from services.auth import repository as repo
+from services.auth.cache import PrincipalCache
 from services.auth.models import AuthSession, LoginTicket, Role, User
 from services.auth.passwords import Passwords
 from services.auth.schemas import (
@@ -37,11 +38,13 @@ class AuthService:
         db: Database,
         digester: TokenDigester,
         settings: AuthSettings,
+        principals: PrincipalCache,
         passwords: Passwords | None = None,
         on_register: Callable[[str], Awaitable[None]] | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._db = db
+        self._principals = principals
         self._on_register = on_register
         self._digester = digester
         self._settings = settings
@@ -123,6 +126,7 @@ class AuthService:
                     await repo.delete_sessions_of(session, user.id)
             user.updated_at = self._clock()
             session.add(user)
+        self._principals.clear()
         return UserRead.model_validate(user)
 
     # -- sessions --------------------------------------------------------------------------------
@@ -154,6 +158,7 @@ class AuthService:
             found = await repo.session_with_user(session, self._digester.digest(token))
             if found is not None:
                 await repo.delete_session(session, found[0].id)
+        self._principals.clear()
 
     async def issue_login_ticket(self, user_id: str) -> str:
         """A one-time ticket the browser trades for a session cookie over plain HTTP."""
@@ -186,11 +191,14 @@ class AuthService:
         """The principal behind a session token or an ``sk_`` key; AuthenticationError otherwise."""
         if not token:
             raise AuthenticationError("not signed in")
-        if is_api_key(token):
-            return await self._authenticate_api_key(token)
         now = self._clock()
+        digest = self._digester.digest(token)
+        if (cached := self._principals.get(digest, now)) is not None:
+            return cached
+        if is_api_key(token):
+            return await self._authenticate_api_key(digest, now)
         async with self._db.transaction(readonly=True) as session:
-            found = await repo.session_with_user(session, self._digester.digest(token))
+            found = await repo.session_with_user(session, digest)
         if found is None:
             raise AuthenticationError("session is not valid; sign in again", code="invalid_session")
         auth_session, user = found
@@ -198,12 +206,13 @@ class AuthService:
             raise AuthenticationError("session has expired; sign in again", code="session_expired")
         if user.is_disabled:
             raise AuthenticationError("this account is disabled", code="account_disabled")
-        return Principal(user=UserRead.model_validate(user), via="session", credential_id=auth_session.id)
+        principal = Principal(user=UserRead.model_validate(user), via="session", credential_id=auth_session.id)
+        self._principals.put(digest, principal, expires_at=auth_session.expires_at)
+        return principal
 
-    async def _authenticate_api_key(self, token: str) -> Principal:
-        now = self._clock()
+    async def _authenticate_api_key(self, digest: str, now: datetime) -> Principal:
         async with self._db.transaction(readonly=True) as session:
-            found = await repo.api_key_with_user(session, self._digester.digest(token))
+            found = await repo.api_key_with_user(session, digest)
         if found is None or found[0].revoked_at is not None:
             raise AuthenticationError("API key is not valid", code="invalid_api_key")
         key, user = found
@@ -217,10 +226,12 @@ class AuthService:
         if key.last_used_at is None or key.last_used_at < now - interval:
             async with self._db.transaction() as session:
                 await repo.touch_api_key(session, key.id, now, now - interval)
-        return Principal(
+        principal = Principal(
             user=UserRead.model_validate(user),
             via="api_key",
             credential_id=key.id,
             scopes=list(key.scopes),
             sandbox_id=key.sandbox_id,
         )
+        self._principals.put(digest, principal, expires_at=key.expires_at)
+        return principal

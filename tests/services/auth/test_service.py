@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.auth import AuthService
-from services.auth.schemas import RegisterRequest
+from services.auth.cache import PrincipalCache
+from services.auth.models import Role
+from services.auth.repository import delete_sessions_of
+from services.auth.schemas import RegisterRequest, UserAdminUpdate
 from services.auth.tokens import TokenDigester
 from services.db import Database
 from services.errors import AuthenticationError
@@ -34,8 +37,68 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.stop()
 
 
-def make_service(db: Database, clock: FakeClock, **settings: object) -> AuthService:
-    return AuthService(db=db, digester=TokenDigester(b"k" * 32), settings=AuthSettings(**settings), clock=clock)
+def make_service(
+    db: Database, clock: FakeClock, principals: PrincipalCache | None = None, **settings: object
+) -> AuthService:
+    return AuthService(
+        db=db,
+        digester=TokenDigester(b"k" * 32),
+        principals=principals or PrincipalCache(0),
+        settings=AuthSettings(**settings),
+        clock=clock,
+    )
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_checked_session_is_trusted_for_the_cache_time_and_no_longer(db: Database) -> None:
+    clock, monotonic = FakeClock(), FakeMonotonic()
+    service = make_service(db, clock, PrincipalCache(2.0, monotonic=monotonic), session_ttl_hours=1)
+    admin = await service.register(RegisterRequest(email="a@example.com", password="password-123"))
+    token = await service.start_session(admin.id)
+    assert (await service.authenticate(token)).user.id == admin.id
+    async with db.transaction() as session:  # gone behind the service's back (another process did it)
+        await delete_sessions_of(session, admin.id)
+    monotonic.now += 1.9
+    assert (await service.authenticate(token)).user.id == admin.id  # still trusted: no lookup yet
+    monotonic.now += 0.2
+    with pytest.raises(AuthenticationError):
+        await service.authenticate(token)
+
+
+async def test_changes_made_in_this_process_apply_at_once_despite_the_cache(db: Database) -> None:
+    clock = FakeClock()
+    service = make_service(db, clock, PrincipalCache(60.0), session_ttl_hours=1)
+    admin = await service.register(RegisterRequest(email="a@example.com", password="password-123"))
+    user = await service.register(RegisterRequest(email="b@example.com", password="password-123"))
+    admin_principal = await service.authenticate(await service.start_session(admin.id))
+
+    signed_out = await service.start_session(user.id)
+    await service.authenticate(signed_out)
+    await service.end_session(signed_out)
+    with pytest.raises(AuthenticationError):
+        await service.authenticate(signed_out)
+
+    promoted = await service.start_session(user.id)
+    assert (await service.authenticate(promoted)).user.role == "user"
+    await service.update_user(admin_principal, user.id, UserAdminUpdate(role=Role.ADMIN))
+    assert (await service.authenticate(promoted)).user.role == "admin"
+    await service.update_user(admin_principal, user.id, UserAdminUpdate(disabled=True))
+    with pytest.raises(AuthenticationError):
+        await service.authenticate(promoted)
+
+    expiring = await service.start_session(admin.id)
+    await service.authenticate(expiring)
+    clock.now += timedelta(hours=1, seconds=1)  # the session's own expiry beats the cache time
+    with pytest.raises(AuthenticationError) as expired:
+        await service.authenticate(expiring)
+    assert expired.value.code == "session_expired"
 
 
 async def test_concurrent_registrations_make_exactly_one_admin(db: Database) -> None:

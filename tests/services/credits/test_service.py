@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from services.auth import AuthService
+from services.auth.cache import PrincipalCache
 from services.auth.schemas import RegisterRequest
 from services.auth.tokens import TokenDigester
 from services.credits import CreditService, GrantRequest
@@ -29,7 +30,11 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 async def user_with(db: Database, credits: CreditService, amount: str, email: str = "a@example.com") -> str:
     auth = AuthService(
-        db=db, digester=TokenDigester(b"k" * 32), settings=AuthSettings(), on_register=credits.open_account
+        db=db,
+        digester=TokenDigester(b"k" * 32),
+        principals=PrincipalCache(0),
+        settings=AuthSettings(),
+        on_register=credits.open_account,
     )
     user = await auth.register(RegisterRequest(email=email, password="password-123"))
     if Decimal(amount) > 0:

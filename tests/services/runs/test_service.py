@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.auth import AuthService
+from services.auth.cache import PrincipalCache
 from services.auth.schemas import RegisterRequest
 from services.auth.tokens import TokenDigester
 from services.db import Database
@@ -25,7 +26,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 async def new_user(db: Database, email: str = "a@example.com") -> str:
-    auth = AuthService(db=db, digester=TokenDigester(b"k" * 32), settings=AuthSettings())
+    auth = AuthService(db=db, digester=TokenDigester(b"k" * 32), principals=PrincipalCache(0), settings=AuthSettings())
     return (await auth.register(RegisterRequest(email=email, password="password-123"))).id
 
 

@@ -37,6 +37,22 @@ async def test_a_key_is_returned_once_and_authenticates(client: httpx.AsyncClien
     assert listed.json()["next_cursor"] is None
 
 
+async def test_a_key_in_use_stops_at_once_when_deactivated_or_revoked(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+    account = await make_account()
+    body = (await client.post(KEYS, json={"name": "k"}, headers=account.headers)).json()
+    key = bearer(body["api_key"])
+    assert (await client.get("/api/v1/auth/me", headers=key)).status_code == 200  # checked, so trusted a moment
+    await client.patch(f"{KEYS}/{body['id']}", json={"is_active": False}, headers=account.headers)
+    assert (await client.get("/api/v1/auth/me", headers=key)).status_code == 401
+    await client.patch(f"{KEYS}/{body['id']}", json={"is_active": True}, headers=account.headers)
+    assert (await client.get("/api/v1/auth/me", headers=key)).status_code == 200
+    await client.delete(f"{KEYS}/{body['id']}", headers=account.headers)
+    assert (await client.get("/api/v1/auth/me", headers=key)).status_code == 401
+    signed_out = await client.post("/api/v1/auth/logout", headers=account.headers)
+    assert signed_out.status_code in (200, 204)
+    assert (await client.get("/api/v1/auth/me", headers=account.headers)).status_code == 401
+
+
 async def test_the_database_holds_nothing_of_a_key_beyond_its_prefix(
     app: FastAPI,
     client: httpx.AsyncClient,
