@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from nicegui.testing import User
 
 from tests.agent_ui.pages.test_auth_pages import register_in_ui
@@ -28,7 +30,12 @@ async def test_a_question_streams_an_answer_and_lists_the_session(
     await user.should_see("Whales are mammals.", retries=100)
     await user.should_see(marker="session-title", retries=50)
     await user.should_see(marker="regenerate")
-    assert "tokens" in next(iter(user.find(marker="usage").elements)).text  # type: ignore[attr-defined]
+    usage = next(iter(user.find(marker="usage").elements))
+    for _ in range(100):  # the usage is read after the answer is shown
+        if "tokens" in usage.text:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.05)
+    assert "tokens" in usage.text  # type: ignore[attr-defined]
 
 
 async def test_tool_calls_show_as_cards_and_the_session_survives_a_reload(
