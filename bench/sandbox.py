@@ -26,7 +26,7 @@ import httpx
 
 from services.ids import new_id
 from services.sandbox import make_backends
-from services.sandbox.base import Limits, SandboxSpec
+from services.sandbox.base import Limits, SandboxSpec, result_of
 from services.sandbox.image import IMAGE
 from services.settings import SandboxSettings
 from tests.live_server import live_server
@@ -119,7 +119,7 @@ async def first_exec_figures(host: str) -> None:
         spec = SandboxSpec(sandbox_id=new_id("sbx"), user_id="bench", image=IMAGE, limits=Limits(1.0, 512, 256, 512))
         started = time.perf_counter()
         ref = await backend.create(spec)
-        await backend.exec(ref, "true", timeout_s=60, workdir="/workspace", env={}, max_output=1000)
+        await result_of(backend.exec_stream(ref, "true", timeout_s=60, workdir="/workspace", env={}, max_output=1000))
         alone.append(time.perf_counter() - started)
         await backend.destroy(ref)
     print(

@@ -79,16 +79,11 @@ class SandboxBackend(Protocol):
         """Start a sandbox and return the backend's reference to it (a container id)."""
         ...
 
-    async def exec(
-        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
-    ) -> ExecResult:
-        """Run ``sh -c command``; killed after ``timeout_s``; each stream kept up to ``max_output`` bytes."""
-        ...
-
     def exec_stream(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
     ) -> AsyncIterator[OutputChunk | ExecResult]:
-        """As :meth:`exec`, yielding output as it comes and the result last."""
+        """Run ``sh -c command``, yielding output as it comes and the result last (``result_of`` waits for it).
+        Killed after ``timeout_s``; each stream kept up to ``max_output`` bytes."""
         ...
 
     async def put_file(self, ref: str, path: str, data: bytes) -> None:
@@ -119,7 +114,7 @@ class SandboxBackend(Protocol):
 
 
 async def result_of(stream: AsyncIterator[OutputChunk | ExecResult]) -> ExecResult:
-    """The result at the end of an exec stream (what ``exec`` returns for backends that stream)."""
+    """The result at the end of an exec stream."""
     result: ExecResult | None = None
     async for item in stream:
         if isinstance(item, ExecResult):

@@ -30,7 +30,6 @@ from services.sandbox.base import (
     LabelledSandbox,
     OutputChunk,
     SandboxSpec,
-    result_of,
 )
 from services.sandbox.image import RECIPE_VERSION, SANDBOX_UID, build_rootfs
 from services.sandbox.spawn import spawn
@@ -172,13 +171,6 @@ class LocalSandboxBackend:
             assert self._setpriv is not None
             drop = [self._setpriv, f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups"]
         return ["/bin/sh", "-c", " && ".join([*steps, 'exec "$@"']), "sandbox-launch", *drop]
-
-    async def exec(
-        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
-    ) -> ExecResult:
-        return await result_of(
-            self.exec_stream(ref, command, timeout_s=timeout_s, workdir=workdir, env=env, max_output=max_output)
-        )
 
     async def exec_stream(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int

@@ -25,7 +25,6 @@ from services.sandbox.base import (
     LabelledSandbox,
     OutputChunk,
     SandboxSpec,
-    result_of,
 )
 from services.sandbox.image import SANDBOX_UID
 
@@ -128,13 +127,6 @@ class DockerSandboxBackend:
         script = ('timeout -s KILL "$1" sh -c "$2"; rc=$?; '
                   f'printf "\\n%s %s\\n" "$3" "$(du -sk {WORKSPACE} | cut -f1)" >&2; exit $rc')  # fmt: skip
         return ["sh", "-c", script, "agent-ui-exec", str(max(1, math.ceil(timeout_s))), command, nonce]
-
-    async def exec(
-        self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
-    ) -> ExecResult:
-        return await result_of(
-            self.exec_stream(ref, command, timeout_s=timeout_s, workdir=workdir, env=env, max_output=max_output)
-        )
 
     async def exec_stream(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int

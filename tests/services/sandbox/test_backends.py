@@ -11,7 +11,7 @@ import pytest
 
 from services.sandbox.backends.bwrap import LocalSandboxBackend
 from services.sandbox.backends.docker import DockerSandboxBackend
-from services.sandbox.base import ExecResult, Limits, SandboxBackend, SandboxSpec
+from services.sandbox.base import ExecResult, Limits, SandboxBackend, SandboxSpec, result_of
 from services.sandbox.image import IMAGE
 
 LIMITS = Limits(cpu=1.0, memory_mb=128, pids=64, disk_mb=64)
@@ -36,7 +36,9 @@ async def sandbox(backend: SandboxBackend) -> AsyncIterator[str]:
 async def run(
     backend: SandboxBackend, ref: str, command: str, timeout_s: float = 20, max_output: int = 100_000
 ) -> ExecResult:
-    return await backend.exec(ref, command, timeout_s=timeout_s, workdir="/workspace", env={}, max_output=max_output)
+    return await result_of(
+        backend.exec_stream(ref, command, timeout_s=timeout_s, workdir="/workspace", env={}, max_output=max_output)
+    )
 
 
 async def test_python_runs_as_an_unprivileged_user(backend: SandboxBackend, sandbox: str) -> None:
