@@ -29,6 +29,7 @@ from services.chat.schemas import (
 from services.chat.tools import ToolRegistry
 from services.clock import Clock, utcnow
 from services.db.database import Database
+from services.db.owned import get_owned
 from services.db.pagination import Page, keyset_page
 from services.errors import ConflictError, NotFoundError, ValidationFailedError
 from services.ids import new_id
@@ -136,9 +137,7 @@ class ChatService:
             return ChatSession(id=new_id("chs"), user_id=user_id, title=title,
                                model=self._models.resolve(request.model).id, system_prompt=request.system_prompt,
                                created_at=now, updated_at=now)  # fmt: skip
-        chat = await session.get(ChatSession, request.session_id)
-        if chat is None or chat.user_id != user_id:
-            raise NotFoundError("session not found")
+        chat = await self._owned(session, user_id, request.session_id)
         if chat.active_run_id is not None:
             raise ConflictError("this session is already answering; stop it or wait", code="run_active",
                                 details={"run_id": chat.active_run_id})  # fmt: skip
@@ -300,9 +299,7 @@ class ChatService:
 
     async def usage(self, user_id: str, session_id: str) -> SessionUsage:
         async with self._db.transaction(readonly=True) as session:
-            metrics = await session.get(SessionMetrics, session_id)
-        if metrics is None or metrics.user_id != user_id:
-            raise NotFoundError("no usage for this session")
+            metrics = await get_owned(session, SessionMetrics, session_id, user_id, missing="no usage for this session")
         return _usage(metrics)
 
     async def usage_page(self, user_id: str, *, limit: int, cursor: str | None) -> Page[SessionUsage]:
@@ -315,10 +312,7 @@ class ChatService:
 
     @staticmethod
     async def _owned(session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
-        chat = await session.get(ChatSession, session_id)
-        if chat is None or chat.user_id != user_id:
-            raise NotFoundError("session not found")
-        return chat
+        return await get_owned(session, ChatSession, session_id, user_id, missing="session not found")
 
 
 def _usage(metrics: SessionMetrics) -> SessionUsage:

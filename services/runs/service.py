@@ -12,7 +12,8 @@ from sqlmodel import col, select
 
 from services.clock import Clock, utcnow
 from services.db.database import Database
-from services.errors import ConflictError, NotFoundError
+from services.db.owned import get_owned
+from services.errors import ConflictError
 from services.ids import new_id
 from services.periodic import Periodic
 from services.runs.bus import InMemoryRunBus, LiveRun, RunBus, RunEvent
@@ -79,10 +80,7 @@ class RunService:
 
     async def get(self, user_id: str, run_id: str) -> Run:
         async with self._db.transaction(readonly=True) as session:
-            run = await session.get(Run, run_id)
-        if run is None or run.user_id != user_id:
-            raise NotFoundError("run not found")
-        return run
+            return await get_owned(session, Run, run_id, user_id, missing="run not found")
 
     async def request_stop(self, user_id: str, run_id: str) -> Run:
         run = await self.get(user_id, run_id)

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.clock import Clock, utcnow
 from services.credits import CreditService
 from services.db.database import Database
+from services.db.owned import get_owned
 from services.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -295,10 +296,7 @@ class SandboxService:
 
     async def _owned(self, user_id: str, sandbox_id: str) -> Sandbox:
         async with self._db.transaction(readonly=True) as session:
-            sandbox = await session.get(Sandbox, sandbox_id)
-        if sandbox is None or sandbox.user_id != user_id:
-            raise NotFoundError("sandbox not found")
-        return sandbox
+            return await get_owned(session, Sandbox, sandbox_id, user_id, missing="sandbox not found")
 
     async def _live(self, user_id: str, sandbox_id: str) -> Sandbox:
         sandbox = await self._owned(user_id, sandbox_id)
