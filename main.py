@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,11 +17,22 @@ from nicegui import helpers, ui
 from nicegui.storage import Storage
 
 from agent_ui.api.v1 import build_api_router
+from agent_ui.capabilities import WebCapability
+from agent_ui.capabilities import chat as chat_capability
+from agent_ui.capabilities import sandboxes as sandbox_capability
+from agent_ui.components.tool_cards import ToolCards
 from agent_ui.errors import add_api_fallback, install_error_handlers
-from agent_ui.pages import register_pages
+from agent_ui.pages import NAVIGATION, register_pages
+from agent_ui.site import Site
 from services.container import app_version, build_services
 from services.security import derive_key, load_or_create_secret
 from services.settings import Settings
+
+# What this product does beyond the core, one line each (docs/capabilities.md).
+CAPABILITIES: tuple[WebCapability, ...] = (
+    chat_capability.CAPABILITY,
+    sandbox_capability.CAPABILITY,
+)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -29,12 +40,12 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}".replace("_", "-")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, capabilities: Sequence[WebCapability] = CAPABILITIES) -> FastAPI:
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     secret = load_or_create_secret(settings.secret_key, settings.data_dir)
-    services = build_services(settings, secret)
+    services = build_services(settings, secret, [capability.build for capability in capabilities])
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -54,12 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(build_api_router())
+    app.include_router(build_api_router([router for capability in capabilities for router in capability.routers]))
     add_api_fallback(app)  # after the routers, before the UI mount takes every other path
 
     if "NICEGUI_STORAGE_PATH" not in os.environ and not helpers.is_pytest():
         Storage.path = (settings.data_dir / "ui-storage").resolve()
-    register_pages(services)
+    navigation = sorted([*NAVIGATION, *(item for c in capabilities for item in c.navigation)], key=lambda i: i.order)
+    cards = ToolCards({name: card for c in capabilities for name, card in c.tool_cards.items()})
+    site = Site(services=services, navigation=tuple(navigation), tool_cards=cards)
+    register_pages(site)
+    for capability in capabilities:
+        if capability.pages is not None:
+            capability.pages(site)
     ui_app.on_startup(services.start)
     ui_app.on_shutdown(services.stop)
     ui.run_with(

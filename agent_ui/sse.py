@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
+from fastapi import Depends, Header, Query
+from pydantic import Field
 from sse_starlette import EventSourceResponse
 
 from services.runs import RunEvent
 
 PING_SECONDS = 15
+SSE_RESPONSE = {"content": {"text/event-stream": {}}, "description": "Server-Sent Events (see docs/events.md)"}
+# A resume point: event ids are positive and fit in 63 bits (a larger one could never be an event of a run).
+EventId = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 def encode(event: RunEvent) -> bytes:
@@ -30,8 +36,19 @@ def event_stream(batches: AsyncIterator[list[RunEvent]]) -> EventSourceResponse:
     )
 
 
+def resume_point(
+    last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[EventId | None, Query(description="resume after this event id (Last-Event-ID wins)")] = None,
+) -> int:
+    return last_event_id(last_event, after)
+
+
+# Where a reader resumes a run's events: `Last-Event-ID` (what browsers send) or `?after=`.
+ResumeFrom = Annotated[int, Depends(resume_point)]
+
+
 def last_event_id(header: str | None, query: int | None) -> int:
     """Where to resume: the `Last-Event-ID` header (what browsers send), else `?after=`, else the start."""
     if header and header.strip().isdigit():
-        return int(header.strip())
+        return min(int(header.strip()), 2**63 - 1)
     return max(query or 0, 0)

@@ -29,6 +29,8 @@ from tests.live_server import free_port, live_server
 
 TOKENS, RATE = 500, 200.0
 TICKS = os.sysconf("SC_CLK_TCK")
+# Enough signup credits that the bench user is never refused (HTTP 402) for hundreds of streams.
+GRANT = {"AGENT_UI_CREDITS__SIGNUP_GRANT": "1000000"}
 
 
 @dataclass
@@ -122,7 +124,7 @@ async def scripted(sequential: int) -> None:
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            live_server(Path(tmp) / "data", extra_env={"AGENT_UI_LLM": json.dumps(llm)}) as server,
+            live_server(Path(tmp) / "data", extra_env={"AGENT_UI_LLM": json.dumps(llm), **GRANT}) as server,
         ):
             await asyncio.sleep(1.0)
             idle_rss = rss_mb(server.pid)
@@ -174,7 +176,7 @@ async def local_model() -> None:
     llm = {"local": {"enabled": True}}
     with (
         tempfile.TemporaryDirectory() as tmp,
-        live_server(Path(tmp) / "data", extra_env={"AGENT_UI_LLM": json.dumps(llm)}) as server,
+        live_server(Path(tmp) / "data", extra_env={"AGENT_UI_LLM": json.dumps(llm), **GRANT}) as server,
     ):
         headers = await signed_in(server.url)
         async with httpx.AsyncClient(timeout=300) as http:

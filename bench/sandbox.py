@@ -112,7 +112,8 @@ async def first_exec_figures(host: str) -> None:
         exec_only = statistics.median(f[1] for f in figures) * 1000
         print(f"  {name:12} {total:7.1f} ms   (of which the exec {exec_only:5.1f} ms, so create {total - exec_only:5.1f}"
               f" ms)   {target}")  # fmt: skip
-    backend = make_backends(SandboxSettings(backend="local"), instance="bench", data_dir=Path(tempfile.gettempdir()))[0]
+    backend = make_backends(SandboxSettings(backend="local"), instance="bench", owner="ins_bench",
+                            data_dir=Path(tempfile.gettempdir()))[0]
     await backend.ping()
     alone = []
     for _ in range(FIRST_EXEC_ROUNDS):

@@ -19,10 +19,10 @@ def load_or_create_secret(configured: SecretStr | None, data_dir: Path) -> bytes
     Keeping it on disk means sessions and key digests survive restarts without configuration.
     """
     if configured is not None:
-        value = configured.get_secret_value()
-        if len(value) < 32:
+        given = configured.get_secret_value()
+        if len(given) < 32:
             raise ValueError("AGENT_UI_SECRET_KEY must be at least 32 characters")
-        return value.encode()
+        return given.encode()
     path = data_dir / SECRET_FILE_NAME
     if path.exists():
         return path.read_bytes().strip()

@@ -142,6 +142,28 @@ class CreditsSettings(BaseModel):
     generation_job_price: float = Field(default=0.05, ge=0)
 
 
+class InstanceSettings(BaseModel):
+    """Each process holds a lease in the database; work of a process whose lease ran out is recovered by others."""
+
+    lease_ttl_s: float = Field(default=30.0, ge=1, le=3600)
+
+
+class RunSettings(BaseModel):
+    """Runs of every kind (chat turns, jobs): how many events stay in memory and how often progress is sent."""
+
+    live_event_window: int = Field(default=2000, ge=16)  # older events of a live run replay from the database
+    progress_per_second: float = Field(default=10.0, gt=0, le=1000)
+    stop_grace_s: float = Field(default=5.0, ge=0)  # at shutdown, how long runs may take to save what they have
+
+
+class JobSettings(BaseModel):
+    """Background jobs wait in a queue so that podcasts, ingestion and LibreOffice never starve chat."""
+
+    max_running: int = Field(default=2, ge=1, le=64)  # jobs running at once in this process
+    max_heavy: int = Field(default=1, ge=1, le=64)  # of which heavy (audio, decks, ingestion) at once
+    max_queued_per_user: int = Field(default=20, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AGENT_UI_",
@@ -163,6 +185,9 @@ class Settings(BaseSettings):
     chat: ChatSettings = ChatSettings()
     credits: CreditsSettings = CreditsSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    instance: InstanceSettings = InstanceSettings()
+    runs: RunSettings = RunSettings()
+    jobs: JobSettings = JobSettings()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL as given, or the SQLite file in the data dir."""

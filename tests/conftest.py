@@ -18,7 +18,8 @@ import pytest
 from fastapi import FastAPI
 from nicegui.testing.general import nicegui_reset_globals
 
-from services.settings import Settings
+from services.db import Database
+from services.settings import DatabaseSettings, Settings
 from tests.upstream import ScriptedUpstream
 
 # main.py builds its module-level app on first import: keep that one's data out of the user's home.
@@ -79,6 +80,20 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     url = request.getfixturevalue("pg_database")
     yield url
     await _truncate_all(url)
+
+
+@pytest.fixture
+def db_settings() -> DatabaseSettings:
+    return DatabaseSettings()
+
+
+@pytest.fixture
+async def db(database_url: str, db_settings: DatabaseSettings) -> AsyncIterator[Database]:
+    """The database alone, migrated, for service-level tests (both backends)."""
+    database = Database(database_url, db_settings)
+    await database.start()
+    yield database
+    await database.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +9,9 @@ from typing import Any
 from nicegui import background_tasks, ui
 from pydantic import ValidationError
 
+from agent_ui.site import Site
 from services.auth import Principal
+from services.chat import ChatService
 from services.chat.history import branch
 from services.chat.schemas import ChatStreamRequest, MessageRead, SessionDetail, SessionUpdate
 from services.container import Services
@@ -49,74 +50,9 @@ class StreamingAnswer:
         self.markdown, self.text = None, ""
 
 
-def tool_card(call: dict[str, Any], result: dict[str, Any] | None) -> ui.expansion:
-    if call.get("name") == "sandbox_exec":
-        return sandbox_exec_card(call, result)
-    ok = result is not None and result.get("ok")
-    state = "running…" if result is None else f"{result.get('elapsed_ms', 0)} ms" + ("" if ok else " · failed")
-    icon = "hourglass_top" if result is None else ("check_circle" if ok else "error")
-    card = ui.expansion(f"{call['name']}  ·  {state}", icon=icon).classes("w-full border rounded").mark("tool-card")
-    with card:
-        ui.label("Arguments").classes("text-xs text-grey-7")
-        ui.code(_pretty(call.get("arguments")), language="json").classes("w-full")
-        if result is not None:
-            ui.label("Result" if ok else "Error").classes("text-xs text-grey-7")
-            body = result.get("output") if ok else result.get("error")
-            ui.code(_pretty(body), language="json").classes("w-full").mark("tool-result")
-    return card
-
-
-def sandbox_exec_card(call: dict[str, Any], result: dict[str, Any] | None) -> ui.expansion:
-    """A command run in the session's sandbox reads as a terminal: command, exit code, output, duration."""
-    command = str(_as_dict(call.get("arguments")).get("command", ""))
-    output = _as_dict(result.get("output")) if result is not None and result.get("ok") else {}
-    if result is None:
-        state, icon = "running…", "hourglass_top"
-    elif not result.get("ok"):
-        state, icon = f"failed · {result.get('elapsed_ms', 0)} ms", "error"
-    else:
-        exit_code = output.get("exit_code")
-        state = "timed out" if output.get("timed_out") else f"exit {exit_code}"
-        state, icon = f"{state} · {result.get('elapsed_ms', 0)} ms", "check_circle" if exit_code == 0 else "warning"
-    title = f"sandbox  ·  {state}"
-    card = ui.expansion(title, icon=icon, value=True).classes("w-full border rounded").mark("tool-card", "sandbox-card")
-    with card:
-        ui.code(command, language="bash").classes("w-full").mark("sandbox-command")
-        if result is not None and not result.get("ok"):
-            ui.label(str(result.get("error", "the command could not run"))).classes("text-negative text-sm")
-        for stream, style in (("stdout", ""), ("stderr", "text-red-8")):
-            if text := str(output.get(stream) or ""):
-                ui.label(text).classes(f"w-full font-mono text-sm whitespace-pre-wrap {style}").mark(
-                    f"sandbox-{stream}"
-                )
-        if output.get("truncated"):
-            ui.label("output was cut").classes("text-xs text-grey-7")
-        if sandbox_id := output.get("sandbox_id"):
-            ui.link("Open the sandbox", f"/sandboxes/{sandbox_id}").classes("text-xs").mark("open-sandbox")
-    return card
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _pretty(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return value
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
 @dataclass
 class ChatView:
-    services: Services
+    site: Site
     principal: Principal
     session_id: str | None
     on_session_created: Callable[[str], None]
@@ -127,6 +63,14 @@ class ChatView:
     @property
     def user_id(self) -> str:
         return self.principal.user.id
+
+    @property
+    def services(self) -> Services:
+        return self.site.services
+
+    @property
+    def chat(self) -> ChatService:
+        return self.site.services.get(ChatService)
 
     async def build(self) -> None:
         # Handlers may run from elements this view deletes (a regenerate button): keep the page's client.
@@ -162,13 +106,13 @@ class ChatView:
         self.input.on("keydown.enter.exact.prevent", self.send)
         self.flusher = ui.timer(FLUSH_SECONDS, self._flush, active=False)
         self.streaming: StreamingAnswer | None = None
-        self.cards: dict[str, tuple[ui.expansion, dict[str, Any]]] = {}
+        self.cards: dict[str, tuple[ui.element, dict[str, Any]]] = {}
         await self._render(detail)
 
     async def _detail(self) -> SessionDetail | None:
         if self.session_id is None:
             return None
-        return await self.services.chat.get_session(self.user_id, self.session_id)
+        return await self.chat.get_session(self.user_id, self.session_id)
 
     async def _render(self, detail: SessionDetail | None) -> None:
         self.thread.clear()
@@ -211,7 +155,7 @@ class ChatView:
                     if text:
                         ui.markdown(text).classes("w-full").mark("answer-text")
                         text = ""
-                    tool_card(part, results.get(part["call_id"]))
+                    self.site.tool_cards.render(part, results.get(part["call_id"]))
             if text:
                 ui.markdown(text).classes("w-full").mark("answer-text")
             if message.status in ("cancelled", "failed", "interrupted"):
@@ -240,7 +184,7 @@ class ChatView:
             self.usage.set_text("")
             return
         try:
-            usage = await self.services.chat.usage(self.user_id, self.session_id)
+            usage = await self.chat.usage(self.user_id, self.session_id)
         except DomainError:
             self.usage.set_text("0 tokens")
             return
@@ -263,7 +207,7 @@ class ChatView:
                 system_prompt=self.system_prompt.value or None,
                 parent_message_id=regenerate.id if isinstance(regenerate, MessageRead) else None,
             )
-            started = await self.services.chat.start_turn(self.user_id, request)
+            started = await self.chat.start_turn(self.principal, request)
         except ValidationError:
             ui.notify("That message cannot be sent (too long?).", type="warning")
             return
@@ -296,7 +240,7 @@ class ChatView:
 
     async def _consume(self, run_id: str, after: int) -> None:
         try:
-            async for batch in await self.services.chat.follow(self.user_id, run_id, after):
+            async for batch in await self.chat.follow(self.principal, run_id, after):
                 for event in batch:
                     self._on_event(event)
         except DomainError as exc:
@@ -316,13 +260,13 @@ class ChatView:
         elif event.type == "tool_call":
             answer.cut()
             with answer.column:
-                card = tool_card(event.data, None)
+                card = self.site.tool_cards.render(event.data, None)
             self.cards[event.data["call_id"]] = (card, event.data)
         elif event.type == "tool_result":
             card, call = self.cards.get(event.data["call_id"], (None, None))
             if card is not None and call is not None:
                 with answer.column:
-                    replacement = tool_card(call, event.data)
+                    replacement = self.site.tool_cards.render(call, event.data)
                 replacement.move(answer.column, target_index=list(answer.column).index(card))
                 card.delete()
         elif event.type == "error":
@@ -343,13 +287,13 @@ class ChatView:
         if self.run_id is None:
             return
         try:
-            await self.services.chat.stop(self.user_id, self.run_id)
+            await self.chat.stop(self.principal, self.run_id)
         except DomainError as exc:
             ui.notify(exc.message, type="warning")
 
     async def save_settings(self) -> None:
         if self.session_id is not None:
-            await self.services.chat.update_session(
+            await self.chat.update_session(
                 self.user_id, self.session_id, SessionUpdate(model=self.model.value)
             )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from services.auth import Principal
+from services.chat import ChatService
 from services.container import Services
 
 LEDGER_COLUMNS = [
@@ -26,7 +27,7 @@ async def credits_section(services: Services, principal: Principal) -> None:
     balance = await services.credits.balance(user_id)
     spend = await services.credits.spend_by_day(user_id, days=30)
     ledger = await services.credits.history(user_id, limit=100, cursor=None)
-    usage = await services.chat.usage_page(user_id, limit=100, cursor=None)
+    usage = await services.get(ChatService).usage_page(user_id, limit=100, cursor=None)
 
     with ui.card().classes("w-full gap-3").props("id=credits"):
         ui.label("Credits").classes("text-lg font-medium")

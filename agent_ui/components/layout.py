@@ -5,29 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nicegui import app, background_tasks, ui
 
 from services.auth import Principal
 from services.container import Services
 
-
-@dataclass(frozen=True)
-class NavItem:
-    label: str
-    path: str
-    icon: str
-    admin_only: bool = False
-
-
-NAVIGATION = (
-    NavItem("Chat", "/", "chat"),
-    NavItem("Generate", "/generate", "auto_awesome"),
-    NavItem("Sandboxes", "/sandboxes", "terminal"),
-    NavItem("Resources", "/resources", "folder"),
-    NavItem("Settings", "/settings", "settings"),
-    NavItem("Users", "/admin/users", "group", admin_only=True),
-)
+if TYPE_CHECKING:
+    from agent_ui.site import Site
 
 
 class BalanceBadge:
@@ -54,9 +40,10 @@ class Shell:
 
 @contextmanager
 def frame(
-    services: Services, principal: Principal, *, title: str, active: str, on_sign_out: Callable[[], object]
+    site: Site, principal: Principal, *, title: str, active: str, on_sign_out: Callable[[], object]
 ) -> Iterator[Shell]:
     """Wrap a page: everything created inside lands in the main column."""
+    services = site.services
     dark = ui.dark_mode(app.storage.user.get("dark_mode", False))
 
     def toggle_dark() -> None:
@@ -80,7 +67,7 @@ def frame(
             ui.menu_item("Sign out", on_click=on_sign_out).mark("sign-out")
 
     with ui.left_drawer(bordered=True).props("show-if-above width=220") as drawer:
-        for item in NAVIGATION:
+        for item in site.navigation:
             if item.admin_only and not principal.is_admin:
                 continue
             selected = item.path == active

@@ -7,12 +7,14 @@ import contextlib
 import posixpath
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from nicegui import background_tasks, events, ui
 from pydantic import ValidationError
 
 from agent_ui.components.confirm import confirm
+from agent_ui.components.tool_cards import as_dict
 from services.clock import utcnow
 from services.errors import DomainError
 from services.sandbox import SandboxService
@@ -334,3 +336,33 @@ class FileBrowser:
             return
         ui.notify(f"Uploaded {name}", type="positive")
         await self.refresh()
+
+
+def sandbox_exec_card(call: dict[str, Any], result: dict[str, Any] | None) -> ui.expansion:
+    """A command run in the session's sandbox reads as a terminal: command, exit code, output, duration."""
+    command = str(as_dict(call.get("arguments")).get("command", ""))
+    output = as_dict(result.get("output")) if result is not None and result.get("ok") else {}
+    if result is None:
+        state, icon = "running…", "hourglass_top"
+    elif not result.get("ok"):
+        state, icon = f"failed · {result.get('elapsed_ms', 0)} ms", "error"
+    else:
+        exit_code = output.get("exit_code")
+        state = "timed out" if output.get("timed_out") else f"exit {exit_code}"
+        state, icon = f"{state} · {result.get('elapsed_ms', 0)} ms", "check_circle" if exit_code == 0 else "warning"
+    title = f"sandbox  ·  {state}"
+    card = ui.expansion(title, icon=icon, value=True).classes("w-full border rounded").mark("tool-card", "sandbox-card")
+    with card:
+        ui.code(command, language="bash").classes("w-full").mark("sandbox-command")
+        if result is not None and not result.get("ok"):
+            ui.label(str(result.get("error", "the command could not run"))).classes("text-negative text-sm")
+        for stream, style in (("stdout", ""), ("stderr", "text-red-8")):
+            if text := str(output.get(stream) or ""):
+                ui.label(text).classes(f"w-full font-mono text-sm whitespace-pre-wrap {style}").mark(
+                    f"sandbox-{stream}"
+                )
+        if output.get("truncated"):
+            ui.label("output was cut").classes("text-xs text-grey-7")
+        if sandbox_id := output.get("sandbox_id"):
+            ui.link("Open the sandbox", f"/sandboxes/{sandbox_id}").classes("text-xs").mark("open-sandbox")
+    return card

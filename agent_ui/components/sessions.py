@@ -8,6 +8,7 @@ from nicegui import ui
 
 from agent_ui.components.confirm import confirm
 from services.auth import Principal
+from services.chat import ChatService
 from services.chat.schemas import SessionRead, SessionUpdate
 from services.container import Services
 from services.errors import DomainError
@@ -16,6 +17,7 @@ from services.errors import DomainError
 async def sessions_sidebar(services: Services, principal: Principal, current_id: str | None) -> Callable[[str], None]:
     """Builds the sidebar; returns a function that marks a (new) chat as the current one and redraws the list."""
     user_id = principal.user.id
+    chat = services.get(ChatService)
     current = {"id": current_id}
     with ui.column().classes("w-64 shrink-0 gap-2 max-md:w-full").mark("sessions"):
         ui.button("New chat", icon="add", on_click=lambda: ui.navigate.to("/")).classes("w-full").mark("new-chat")
@@ -28,7 +30,7 @@ async def sessions_sidebar(services: Services, principal: Principal, current_id:
 
         @ui.refreshable
         async def listing() -> None:
-            page = await services.chat.list_sessions(user_id, limit=100, cursor=None, query=search.value or None)
+            page = await chat.list_sessions(user_id, limit=100, cursor=None, query=search.value or None)
             if not page.items:
                 ui.label("No chats yet." if not search.value else "No chat matches.").classes("text-sm text-grey-7")
             for item in page.items:
@@ -55,7 +57,7 @@ async def sessions_sidebar(services: Services, principal: Principal, current_id:
 
                 async def save() -> None:
                     try:
-                        await services.chat.update_session(user_id, item.id, SessionUpdate(title=title.value or ""))
+                        await chat.update_session(user_id, item.id, SessionUpdate(title=title.value or ""))
                     except (DomainError, ValueError):
                         ui.notify("Give the chat a title (up to 200 characters).", type="warning")
                         return
@@ -78,7 +80,7 @@ async def sessions_sidebar(services: Services, principal: Principal, current_id:
                 f"Delete “{item.title}” and its messages?",
                 action_label="Delete",
                 marker="delete-confirm",
-                action=lambda: services.chat.delete_session(user_id, item.id),
+                action=lambda: chat.delete_session(user_id, item.id),
                 then=after,
             )
 

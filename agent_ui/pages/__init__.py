@@ -1,15 +1,19 @@
-"""NiceGUI pages. Registered by the composition root with the services they read."""
+"""NiceGUI pages of the core (sign-in, settings, admin, pages still to come). Capabilities register their own."""
 
 from __future__ import annotations
 
-from agent_ui.pages import admin, auth, chat, placeholders, sandboxes, settings
-from services.container import Services
+from agent_ui.pages import admin, auth, placeholders, settings
+from agent_ui.site import NavItem, Site
+
+NAVIGATION = (
+    *placeholders.NAVIGATION,
+    NavItem("Settings", "/settings", "settings", order=90),
+    NavItem("Users", "/admin/users", "group", order=95, admin_only=True),
+)
 
 
-def register_pages(services: Services) -> None:
-    auth.register(services)
-    chat.register(services)
-    placeholders.register(services)
-    sandboxes.register(services)
-    settings.register(services)
-    admin.register(services)
+def register_pages(site: Site) -> None:
+    auth.register(site)
+    placeholders.register(site)
+    settings.register(site)
+    admin.register(site)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from agent_ui.components.layout import frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
+from agent_ui.site import Site
 from services.auth import Principal, UserRead
 from services.auth.models import Role
 from services.auth.schemas import UserAdminUpdate
@@ -19,7 +20,8 @@ from services.credits import GrantRequest
 from services.errors import DomainError
 
 
-def register(services: Services) -> None:
+def register(site: Site) -> None:
+    services = site.services
     @ui.page("/admin/users", title="Users · agent-ui")
     async def users_page(request: Request) -> Response | None:
         principal = await signed_in(request, services)
@@ -28,7 +30,7 @@ def register(services: Services) -> None:
         if not principal.is_admin:
             return RedirectResponse("/", status_code=303)
         with frame(
-            services, principal, title="Users", active="/admin/users", on_sign_out=sign_out_handler(request, services)
+            site, principal, title="Users", active="/admin/users", on_sign_out=sign_out_handler(request, services)
         ):
             await user_table(services, principal)
         return None
@@ -37,7 +39,7 @@ def register(services: Services) -> None:
 async def user_table(services: Services, principal: Principal) -> None:
     @ui.refreshable
     async def rows() -> None:
-        page = await services.auth.list_users(limit=200, cursor=None)
+        page = await services.auth.list_users(principal, limit=200, cursor=None)
         balances = await services.credits.balances([user.id for user in page.items])
         with ui.card().classes("w-full gap-0"):
             for user in page.items:
@@ -74,7 +76,7 @@ async def user_table(services: Services, principal: Principal) -> None:
                 try:
                     request = GrantRequest(user_id=user.id, amount=Decimal(str(amount.value or 0)),
                                            reason=reason.value or None)  # fmt: skip
-                    await services.credits.grant(request)
+                    await services.credits.grant(principal, request)
                 except (ValidationError, DomainError) as exc:
                     ui.notify(getattr(exc, "message", "Give a positive amount."), type="negative")
                     return

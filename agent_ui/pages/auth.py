@@ -11,12 +11,13 @@ from pydantic import ValidationError
 
 from agent_ui.pages.session import safe_next, signed_in
 from agent_ui.session_cookie import set_session_cookie
+from agent_ui.site import Site
 from services.auth.schemas import RegisterRequest
-from services.container import Services
 from services.errors import DomainError
 
 
-def register(services: Services) -> None:
+def register(site: Site) -> None:
+    services = site.services
     @app.get("/auth/handoff", include_in_schema=False)
     async def handoff(request: Request, ticket: str = "", next: str = "/") -> Response:
         try:

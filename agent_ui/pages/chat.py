@@ -10,23 +10,25 @@ from agent_ui.components.chat import ChatView
 from agent_ui.components.layout import frame
 from agent_ui.components.sessions import sessions_sidebar
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
-from services.container import Services
+from agent_ui.site import Site
+from services.chat import ChatService
 from services.errors import NotFoundError
 
 
-def register(services: Services) -> None:
+def register(site: Site) -> None:
+    services = site.services
     async def chat_page(request: Request, session_id: str | None) -> Response | None:
         principal = await signed_in(request, services)
         if principal is None:
             return to_login(request)
         if session_id is not None:
             try:
-                await services.chat.get_session(principal.user.id, session_id)
+                await services.get(ChatService).get_session(principal.user.id, session_id)
             except NotFoundError:
                 return RedirectResponse("/", status_code=303)
         with (
             frame(
-                services, principal, title="Chat", active="/", on_sign_out=sign_out_handler(request, services)
+                site, principal, title="Chat", active="/", on_sign_out=sign_out_handler(request, services)
             ) as shell,
             ui.row().classes("w-full gap-4 items-start no-wrap max-md:flex-col"),
         ):
@@ -38,7 +40,7 @@ def register(services: Services) -> None:
 
             with ui.column().classes("grow min-w-0 gap-3 max-md:w-full"):
                 view = ChatView(
-                    services, principal, session_id, on_session_created=session_created,
+                    site, principal, session_id, on_session_created=session_created,
                     on_turn_finished=shell.balance.refresh,
                 )  # fmt: skip
                 await view.build()

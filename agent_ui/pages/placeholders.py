@@ -8,7 +8,7 @@ from nicegui import ui
 
 from agent_ui.components.layout import coming_soon, frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
-from services.container import Services
+from agent_ui.site import NavItem, Site
 
 PLANNED: dict[str, tuple[str, str, list[str]]] = {
     "/generate": (
@@ -24,17 +24,24 @@ PLANNED: dict[str, tuple[str, str, list[str]]] = {
 }
 
 
-def register(services: Services) -> None:
+# Where the planned pages sit in the navigation, among the capabilities' own.
+NAVIGATION = (NavItem("Generate", "/generate", "auto_awesome", order=20),
+              NavItem("Resources", "/resources", "folder", order=40))  # fmt: skip
+
+
+def register(site: Site) -> None:
     for path, (title, what, details) in PLANNED.items():
-        _register_one(services, path, title, what, details)
+        _register_one(site, path, title, what, details)
 
 
-def _register_one(services: Services, path: str, title: str, what: str, details: list[str]) -> None:
+def _register_one(site: Site, path: str, title: str, what: str, details: list[str]) -> None:
+    services = site.services
+
     @ui.page(path, title=f"{title} · agent-ui")
     async def placeholder_page(request: Request) -> Response | None:
         principal = await signed_in(request, services)
         if principal is None:
             return to_login(request)
-        with frame(services, principal, title=title, active=path, on_sign_out=sign_out_handler(request, services)):
+        with frame(site, principal, title=title, active=path, on_sign_out=sign_out_handler(request, services)):
             coming_soon(what, details)
         return None

@@ -19,24 +19,27 @@ from agent_ui.components.sandboxes import (
     sandbox_list,
 )
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
-from services.container import Services
+from agent_ui.site import Site
 from services.errors import DomainError, NotFoundError
+from services.sandbox import SandboxService
 
 
-def register(services: Services) -> None:
+def register(site: Site) -> None:
+    services = site.services
     @ui.page("/sandboxes", title="Sandboxes · agent-ui")
     async def sandboxes_page(request: Request) -> Response | None:
         principal = await signed_in(request, services)
         if principal is None:
             return to_login(request)
-        with frame(services, principal, title="Sandboxes", active="/sandboxes",
+        with frame(site, principal, title="Sandboxes", active="/sandboxes",
                    on_sign_out=sign_out_handler(request, services)):  # fmt: skip
-            if services.sandboxes is None:
+            sandboxes = services.find(SandboxService)
+            if sandboxes is None:
                 disabled_notice()
                 return None
-            create_form(services.sandboxes, services.settings.sandbox, principal.user.id,
+            create_form(sandboxes, services.settings.sandbox, principal.user.id,
                         on_created=lambda created: ui.navigate.to(f"/sandboxes/{created.id}"))  # fmt: skip
-            await sandbox_list(services.sandboxes, principal.user.id)
+            await sandbox_list(sandboxes, principal.user.id)
         return None
 
     @ui.page("/sandboxes/{sandbox_id}", title="Sandbox · agent-ui")
@@ -44,7 +47,7 @@ def register(services: Services) -> None:
         principal = await signed_in(request, services)
         if principal is None:
             return to_login(request)
-        sandboxes = services.sandboxes
+        sandboxes = services.find(SandboxService)
         if sandboxes is None:
             return RedirectResponse("/sandboxes", status_code=303)
         user_id = principal.user.id
@@ -52,7 +55,7 @@ def register(services: Services) -> None:
             sandbox = await sandboxes.get(user_id, sandbox_id)
         except NotFoundError:
             return RedirectResponse("/sandboxes", status_code=303)
-        with frame(services, principal, title="Sandbox", active="/sandboxes",
+        with frame(site, principal, title="Sandbox", active="/sandboxes",
                    on_sign_out=sign_out_handler(request, services)) as shell:  # fmt: skip
             with ui.card().classes("w-full"), ui.row().classes("items-center w-full gap-3"):
                 ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/sandboxes")).props("flat round")

@@ -10,17 +10,18 @@ from agent_ui.components.api_keys import api_keys_section
 from agent_ui.components.credits import credits_section
 from agent_ui.components.layout import frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
-from services.container import Services
+from agent_ui.site import Site
 
 
-def register(services: Services) -> None:
+def register(site: Site) -> None:
+    services = site.services
     @ui.page("/settings", title="Settings · agent-ui")
     async def settings_page(request: Request) -> Response | None:
         principal = await signed_in(request, services)
         if principal is None:
             return to_login(request)
         with frame(
-            services, principal, title="Settings", active="/settings", on_sign_out=sign_out_handler(request, services)
+            site, principal, title="Settings", active="/settings", on_sign_out=sign_out_handler(request, services)
         ):
             with ui.card().classes("w-full"):
                 ui.label("Account").classes("text-lg font-medium")

@@ -48,11 +48,11 @@ async def owned_api_key(session: AsyncSession, user_id: str, key_id: str) -> Api
 
 
 async def delete_sessions_of(session: AsyncSession, user_id: str) -> None:
-    await session.exec(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id))  # type: ignore[call-overload]
+    await session.exec(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id))
 
 
 async def delete_session(session: AsyncSession, session_id: str) -> None:
-    await session.exec(sa.delete(AuthSession).where(col(AuthSession.id) == session_id))  # type: ignore[call-overload]
+    await session.exec(sa.delete(AuthSession).where(col(AuthSession.id) == session_id))
 
 
 async def take_ticket(session: AsyncSession, digest: str, now: datetime) -> str | None:
@@ -62,15 +62,15 @@ async def take_ticket(session: AsyncSession, digest: str, now: datetime) -> str 
         .where(col(LoginTicket.digest) == digest)
         .returning(col(LoginTicket.user_id), col(LoginTicket.expires_at))
     )
-    row = (await session.exec(statement)).first()  # type: ignore[call-overload]
+    row = (await session.exec(statement)).first()
     if row is None or row.expires_at <= now:
         return None
     return row.user_id
 
 
 async def purge_expired(session: AsyncSession, now: datetime) -> None:
-    await session.exec(sa.delete(AuthSession).where(col(AuthSession.expires_at) <= now))  # type: ignore[call-overload]
-    await session.exec(sa.delete(LoginTicket).where(col(LoginTicket.expires_at) <= now))  # type: ignore[call-overload]
+    await session.exec(sa.delete(AuthSession).where(col(AuthSession.expires_at) <= now))
+    await session.exec(sa.delete(LoginTicket).where(col(LoginTicket.expires_at) <= now))
 
 
 async def touch_api_key(session: AsyncSession, key_id: str, now: datetime, stale_before: datetime) -> None:
@@ -83,4 +83,4 @@ async def touch_api_key(session: AsyncSession, key_id: str, now: datetime, stale
         )
         .values(last_used_at=now)
     )
-    await session.exec(statement)  # type: ignore[call-overload]
+    await session.exec(statement)

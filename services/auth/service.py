@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from services.auth import repository as repo
+from services.auth.authz import require_admin
 from services.auth.cache import PrincipalCache
 from services.auth.models import AuthSession, LoginTicket, Role, User
 from services.auth.passwords import Passwords
@@ -96,7 +97,9 @@ class AuthService:
             raise NotFoundError("user not found")
         return UserRead.model_validate(user)
 
-    async def list_users(self, *, limit: int, cursor: str | None) -> Page[UserRead]:
+    async def list_users(self, actor: Principal, *, limit: int, cursor: str | None) -> Page[UserRead]:
+        """Admins only."""
+        require_admin(actor)
         async with self._db.transaction(readonly=True) as session:
             rows, next_cursor = await keyset_page(
                 session, select(User), created_at=User.created_at, row_id=User.id, limit=limit, cursor=cursor
@@ -104,7 +107,8 @@ class AuthService:
         return Page(items=[UserRead.model_validate(row) for row in rows], next_cursor=next_cursor)
 
     async def update_user(self, actor: Principal, user_id: str, update: UserAdminUpdate) -> UserRead:
-        """Change a role or disable a user. Disabling ends their sessions; the last active admin stays."""
+        """Admins only: change a role or disable a user. Disabling ends their sessions; the last active admin stays."""
+        require_admin(actor)
         async with self._db.transaction(exclusive=USERS_LOCK) as session:
             user = await repo.user_by_id(session, user_id)
             if user is None:

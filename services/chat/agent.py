@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from services.chat.history import message_tokens
-from services.chat.metering import Meter, Reservation
-from services.chat.tools import Tool, ToolContext
+from services.auth.schemas import Principal
 from services.errors import InsufficientCreditsError, UpstreamUnavailableError
-from services.llm.registry import ModelRegistry
-from services.llm.schemas import CallResult, ChatRequest, ModelInfo, StreamItem, TextDelta, ToolCallRequest
+from services.llm.metered import CallStoppedError, CallUsage, ModelCalls, Payer
+from services.llm.schemas import CallResult, ModelInfo, TextDelta, ToolCallRequest
 from services.money import to_credits
 from services.runs.service import RunHandle
+from services.tools import Tool, ToolContext, run_tool
 
 log = logging.getLogger(__name__)
 MAX_TOOL_OUTPUT_CHARS = 16_000
@@ -26,15 +22,20 @@ MAX_TOOL_OUTPUT_CHARS = 16_000
 
 @dataclass
 class Turn:
-    """One turn to run: who, where, with what model, history and tools."""
+    """One turn to run: who, where, with what model, history and tools, and who pays."""
 
     run: RunHandle
-    user_id: str
+    principal: Principal
     session_id: str
     model: ModelInfo
     messages: list[dict[str, Any]]
     tools: list[Tool]
     max_tool_rounds: int
+    payer: Payer
+
+    @property
+    def user_id(self) -> str:
+        return self.principal.user.id
 
 
 @dataclass
@@ -46,7 +47,7 @@ class TurnOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     credits_micro: int = 0
-    balance: Decimal | None = None
+    balance_micro: int | None = None
 
     def add_text(self, text: str, kind: str = "text") -> None:
         if self.parts and self.parts[-1]["type"] == kind:
@@ -60,9 +61,8 @@ class CancelledTurnError(Exception):
 
 
 class AgentLoop:
-    def __init__(self, *, models: ModelRegistry, meter: Meter) -> None:
-        self._models = models
-        self._meter = meter
+    def __init__(self, *, calls: ModelCalls) -> None:
+        self._calls = calls
 
     async def run(self, turn: Turn) -> TurnOutcome:
         outcome = TurnOutcome()
@@ -97,7 +97,7 @@ class AgentLoop:
                 "prompt_tokens": outcome.prompt_tokens,
                 "completion_tokens": outcome.completion_tokens,
                 "credits": float(to_credits(outcome.credits_micro)),
-                "balance": None if outcome.balance is None else float(outcome.balance),
+                "balance": None if outcome.balance_micro is None else float(to_credits(outcome.balance_micro)),
             },
         )
 
@@ -129,10 +129,6 @@ class AgentLoop:
 
     # -- model calls ---------------------------------------------------------------------------
 
-    def _max_tokens(self, turn: Turn, messages: list[dict[str, Any]]) -> int:
-        used = sum(message_tokens(m) for m in messages)
-        return max(16, min(turn.model.max_output_tokens, turn.model.context_window - used))
-
     async def _call(
         self,
         turn: Turn,
@@ -143,93 +139,28 @@ class AgentLoop:
         response_format: dict[str, Any] | None = None,
         emit_text: bool = True,
     ) -> CallResult:
-        """One streamed model call; a stop request cancels it at once, keeping what arrived."""
-        client = await self._models.client_for(turn.model)
-        prompt_estimate = sum(message_tokens(m) for m in messages)
-        reservation = await self._meter.reserve(
-            user_id=turn.user_id, run_id=turn.run.run_id, model=turn.model, prompt_tokens=prompt_estimate,
-            max_tokens=self._max_tokens(turn, messages),
-        )  # fmt: skip
-        request = ChatRequest(
-            model=turn.model.id,
-            messages=messages,
-            max_tokens=reservation.max_tokens,
-            tools=[tool.openai_schema() for tool in tools] if tools else None,
-            response_format=response_format,
-            temperature=0 if response_format else None,
-        )
-        received: list[str] = []
-        result: CallResult | None = None
+        """One metered, streamed model call; a stop request cancels it at once, keeping what arrived."""
 
-        async def consume() -> None:
-            nonlocal result
-            async with contextlib.aclosing(client.stream(request)) as stream:
-                async for item in stream:
-                    result = self._on_item(turn, item, received, outcome, emit_text) or result
+        def on_delta(delta: TextDelta) -> None:
+            if not emit_text:
+                return
+            if delta.kind == "reasoning":
+                outcome.add_text(delta.text, "reasoning")
+                turn.run.emit("reasoning.delta", {"text": delta.text})
+            else:
+                outcome.add_text(delta.text)
+                turn.run.emit("content.delta", {"text": delta.text})
 
-        consumer = asyncio.ensure_future(consume())
-        stopper = asyncio.ensure_future(turn.run.wait_stop())
         try:
-            await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-        if not consumer.done():
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
-            # The provider's usage never comes for a cancelled call: count what arrived.
-            await self._meter_call(turn, outcome, reservation, prompt_estimate, len(received))
-            raise CancelledTurnError
-        if consumer.exception() is not None:
-            await self._meter.release(reservation)
-            consumer.result()  # re-raises the upstream error
-        assert result is not None
-        await self._meter_call(turn, outcome, reservation, result.prompt_tokens, result.completion_tokens)
-        if turn.run.stop_requested:
-            raise CancelledTurnError
+            result, usage = await self._calls.stream(
+                turn.payer, turn.model, messages, tools=[tool.openai_schema() for tool in tools] if tools else None,
+                response_format=response_format, on_delta=on_delta,
+            )  # fmt: skip
+        except CallStoppedError as stopped:
+            _add(outcome, stopped.usage)
+            raise CancelledTurnError from None
+        _add(outcome, usage)
         return result
-
-    def _on_item(
-        self, turn: Turn, item: StreamItem, received: list[str], outcome: TurnOutcome, emit_text: bool
-    ) -> CallResult | None:
-        if isinstance(item, TextDelta):
-            received.append(item.text)
-            if emit_text:
-                if item.kind == "reasoning":
-                    outcome.add_text(item.text, "reasoning")
-                    turn.run.emit("reasoning.delta", {"text": item.text})
-                else:
-                    outcome.add_text(item.text)
-                    turn.run.emit("content.delta", {"text": item.text})
-            return None
-        return item
-
-    async def _meter_call(
-        self, turn: Turn, outcome: TurnOutcome, reservation: Reservation, prompt_tokens: int, completion_tokens: int
-    ) -> None:
-        metered = await self._meter.record_call(
-            reservation=reservation,
-            user_id=turn.user_id,
-            session_id=turn.session_id,
-            run_id=turn.run.run_id,
-            model=turn.model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-        )
-        outcome.prompt_tokens += prompt_tokens
-        outcome.completion_tokens += completion_tokens
-        outcome.credits_micro += metered.credits_micro
-        outcome.balance = metered.balance
-        turn.run.emit(
-            "usage",
-            {
-                "scope": "call",
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "credits": float(to_credits(metered.credits_micro)),
-                "balance": None if metered.balance is None else float(metered.balance),
-            },
-        )
 
     # -- tool routing for models without native tool calls ---------------------------------------
 
@@ -328,34 +259,21 @@ class AgentLoop:
                              + f"\n\nUsing these results, answer my question: {question}"})  # fmt: skip
 
     async def _execute(self, turn: Turn, tool: Tool | None, call: ToolCallRequest) -> dict[str, Any]:
-        started = time.monotonic()
+        context = ToolContext(principal=turn.principal, run_id=turn.run.run_id, session_id=turn.session_id,
+                              emit=turn.run.emit)  # fmt: skip
+        done = await run_tool(tool, call.name, call.arguments, context, stop=turn.run.stop_signal)
+        result: dict[str, Any] = {"call_id": call.call_id, "ok": done.ok, "output": done.output,
+                                  "elapsed_ms": done.elapsed_ms}  # fmt: skip
+        if done.error is not None:
+            result["error"] = done.error
+        return result
 
-        def done(ok: bool, output: Any = None, error: str | None = None) -> dict[str, Any]:
-            output = json.loads(json.dumps(output, default=str))  # events and messages hold JSON only
-            result = {"call_id": call.call_id, "ok": ok, "output": output,
-                      "elapsed_ms": round((time.monotonic() - started) * 1000)}  # fmt: skip
-            if error is not None:
-                result["error"] = error
-            return result
 
-        if tool is None:
-            return done(False, error=f"unknown tool {call.name}")
-        try:
-            arguments = json.loads(call.arguments or "{}")
-            if not isinstance(arguments, dict):
-                raise ValueError("arguments must be a JSON object")
-        except ValueError as exc:
-            return done(False, error=f"invalid arguments: {exc}")
-        cancel = asyncio.Event()
-        context = ToolContext(turn.user_id, turn.session_id, turn.run.run_id, cancel, turn.run.emit)
-        try:
-            output = await asyncio.wait_for(tool.handler(arguments, context), timeout=tool.timeout_s)
-        except TimeoutError:
-            cancel.set()
-            return done(False, error=f"timed out after {tool.timeout_s:g} s")
-        except Exception as exc:  # a failing tool is reported to the model; the turn goes on
-            return done(False, error=f"{type(exc).__name__}: {exc}"[:500])
-        return done(True, output=output)
+def _add(outcome: TurnOutcome, usage: CallUsage) -> None:
+    outcome.prompt_tokens += usage.prompt_tokens
+    outcome.completion_tokens += usage.completion_tokens
+    outcome.credits_micro += usage.credits_micro
+    outcome.balance_micro = usage.balance_micro
 
 
 def _clip(text: str) -> str:

@@ -6,18 +6,7 @@ import json
 from typing import Any
 
 from services.chat.models import ChatMessage
-
-# A rough, model-independent estimate: about four characters a token, plus framing per message.
-CHARS_PER_TOKEN = 4
-MESSAGE_OVERHEAD_TOKENS = 4
-
-
-def estimate_tokens(text: str) -> int:
-    return len(text) // CHARS_PER_TOKEN + 1
-
-
-def message_tokens(message: dict[str, Any]) -> int:
-    return estimate_tokens(str(message.get("content") or "")) + MESSAGE_OVERHEAD_TOKENS
+from services.llm.tokens import message_tokens
 
 
 def flatten_parts(parts: list[dict[str, Any]]) -> str:

@@ -23,7 +23,6 @@ class ChatSession(SQLModel, table=True):
     model: str = Field(max_length=128)
     system_prompt: str | None = Field(default=None, sa_type=sa.Text)
     active_run_id: str | None = Field(default=None, max_length=32)
-    sandbox_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
 

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.chat.tools import ToolGroup
-
 MessageText = Annotated[str, StringConstraints(min_length=1, strip_whitespace=False)]
+GroupName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 class ChatStreamRequest(BaseModel):
@@ -20,7 +19,10 @@ class ChatStreamRequest(BaseModel):
     model: str | None = Field(default=None, max_length=128)
     system_prompt: str | None = Field(default=None, max_length=20_000)
     parent_message_id: str | None = Field(default=None, max_length=64)
-    tools: list[ToolGroup] | None = None
+    tools: list[GroupName] | None = Field(
+        default=None, max_length=32,
+        description="tool groups to offer (builtin, sandbox, ...; see /config); default: every group your key may use",
+    )
     rag_resource_ids: list[str] | None = None
     sandbox_id: str | None = Field(default=None, max_length=64)
     mcp_server_ids: list[str] | None = None

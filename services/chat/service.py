@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -12,9 +10,12 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.auth.authz import require_scope
+from services.auth.schemas import Principal
+from services.auth.scopes import Scope
 from services.chat.agent import AgentLoop, Turn, TurnOutcome
-from services.chat.history import branch, build_history, estimate_tokens, flatten_parts
-from services.chat.metering import Meter
+from services.chat.history import branch, build_history, flatten_parts
+from services.chat.metering import SessionMetricsRecorder
 from services.chat.models import ChatMessage, ChatSession, SessionMetrics
 from services.chat.schemas import (
     ChatStreamRequest,
@@ -26,22 +27,25 @@ from services.chat.schemas import (
     SessionUpdate,
     SessionUsage,
 )
-from services.chat.tools import ToolRegistry
 from services.clock import Clock, utcnow
 from services.db.database import Database
 from services.db.owned import get_owned
 from services.db.pagination import Page, keyset_page
 from services.errors import ConflictError, NotFoundError, ValidationFailedError
 from services.ids import new_id
+from services.llm.metered import ModelCalls, Payer
 from services.llm.registry import ModelRegistry
 from services.llm.schemas import ModelInfo
+from services.llm.tokens import estimate_tokens
 from services.money import to_credits
-from services.runs import RunEvent, RunService, RunStatus
+from services.runs import Run, RunEvent, RunKind, RunService, RunStatus
 from services.settings import ChatSettings
+from services.tools import ToolCatalog
 
 log = logging.getLogger(__name__)
 # The answer is stored a tick after its question, so creation order is also conversation order.
 ONE_TICK = timedelta(microseconds=1)
+RUN_KIND = "chat"
 STATUS_BY_OUTCOME = {"complete": RunStatus.DONE, "cancelled": RunStatus.CANCELLED, "failed": RunStatus.FAILED}
 
 
@@ -52,40 +56,46 @@ class ChatService:
         db: Database,
         runs: RunService,
         models: ModelRegistry,
-        tools: ToolRegistry,
-        meter: Meter,
+        calls: ModelCalls,
+        tools: ToolCatalog,
         settings: ChatSettings,
         clock: Clock = utcnow,
     ) -> None:
         self._db = db
         self._runs = runs
         self._models = models
+        self._calls = calls
         self._tools = tools
         self._settings = settings
         self._clock = clock
-        self._meter = meter
-        self._loop = AgentLoop(models=models, meter=meter)
-        self._turns: set[asyncio.Task[None]] = set()
+        self._metrics = SessionMetricsRecorder(backend=db.backend, clock=clock)
+        self._loop = AgentLoop(calls=calls)
+
+    def run_kind(self) -> RunKind:
+        """Chat turns are runs of kind ``chat``, read and stopped with the ``chat`` scope."""
+        return RunKind(name=RUN_KIND, scope=Scope.CHAT, on_interrupted=self._on_interrupted)
 
     # -- turns -----------------------------------------------------------------------------------
 
-    async def start_turn(self, user_id: str, request: ChatStreamRequest) -> RunStarted:
+    async def start_turn(self, principal: Principal, request: ChatStreamRequest) -> RunStarted:
         """Store the user message and start the answer as a run; returns at once (the answer streams as events)."""
+        require_scope(principal, Scope.CHAT)
+        user_id = principal.user.id
         if len(request.message) > self._settings.max_message_chars:
             raise ValidationFailedError(
                 f"message is longer than {self._settings.max_message_chars} characters", code="message_too_long"
             )
         if not request.message.strip():
             raise ValidationFailedError("message is empty", code="message_empty")
-        groups = {g.value for g in request.tools} if request.tools is not None else set(self._tools.groups())
-        tools = self._tools.for_groups(groups)
+        groups = self._tools.resolve_groups(principal, request.tools)
         max_rounds = min(
             request.max_tool_rounds if request.max_tool_rounds is not None else self._settings.max_tool_rounds,
             self._settings.max_tool_rounds,
         )
         model = await self._model_for_turn(user_id, request)
-        prompt = estimate_tokens(request.message) + estimate_tokens(request.system_prompt or "")
-        await self._meter.ensure_affordable(user_id=user_id, model=model, prompt_tokens=prompt)  # 402 before anything
+        # 402 before anything is stored
+        await self._calls.ensure_affordable(user_id, model, request.message + (request.system_prompt or ""))
+        tools = await self._tools.tools_for(principal, groups) if groups else []
         now = self._clock()
         lock = f"chat-session:{request.session_id}" if request.session_id else None
         async with self._db.transaction(exclusive=lock) as session:
@@ -97,7 +107,7 @@ class ChatService:
                     f"message does not fit the context window of {model.id}", code="message_too_long"
                 )
             question = await self._question_for_turn(session, chat, user_id, request, now)
-            run = self._runs.new_run(user_id=user_id, kind="chat", session_id=chat.id)
+            run = self._runs.new_run(user_id=user_id, kind=RUN_KIND, subject_id=chat.id)
             answer = ChatMessage(
                 id=new_id("msg"), session_id=chat.id, user_id=user_id, parent_id=question.id, role="assistant",
                 content=[], status="streaming", model=model.id, run_id=run.id, created_at=now + ONE_TICK,
@@ -114,11 +124,10 @@ class ChatService:
         history = build_history(
             system_prompt=system_prompt or self._settings.system_prompt, path=path, budget_tokens=budget
         )
-        turn = Turn(run=handle, user_id=user_id, session_id=chat.id, model=model, messages=history,
-                    tools=tools, max_tool_rounds=max_rounds)  # fmt: skip
-        task = asyncio.create_task(self._run_turn(turn, answer.id), name=f"turn-{run.id}")
-        self._turns.add(task)
-        task.add_done_callback(self._turns.discard)
+        payer = Payer(user_id=user_id, run=handle, record=self._metrics.for_session(user_id, chat.id))
+        turn = Turn(run=handle, principal=principal, session_id=chat.id, model=model, messages=history,
+                    tools=tools, max_tool_rounds=max_rounds, payer=payer)  # fmt: skip
+        self._runs.launch(handle, lambda _handle: self._run_turn(turn, answer.id))
         return RunStarted(run_id=run.id, session_id=chat.id, message_id=answer.id,
                           user_message_id=question.id, model=model.id)  # fmt: skip
 
@@ -201,46 +210,34 @@ class ChatService:
                     answer.completion_tokens = outcome.completion_tokens
                     session.add(answer)
                 await session.exec(
-                    sa.update(ChatSession)  # type: ignore[call-overload]
+                    sa.update(ChatSession)
                     .where(col(ChatSession.id) == turn.session_id, col(ChatSession.active_run_id) == turn.run.run_id)
                     .values(active_run_id=None, updated_at=self._clock())
                 )
         finally:
             await turn.run.finish(STATUS_BY_OUTCOME.get(outcome.status, RunStatus.FAILED), outcome.error_code)
 
-    async def stop(self, user_id: str, run_id: str) -> RunRead:
-        run = await self._runs.request_stop(user_id, run_id)
-        return RunRead.model_validate(run)
+    async def stop(self, principal: Principal, run_id: str) -> RunRead:
+        return _run_read(await self._runs.request_stop(principal, run_id, kinds={RUN_KIND}))
 
-    async def follow(self, user_id: str, run_id: str, after: int = 0) -> AsyncIterator[list[RunEvent]]:
-        return await self._runs.follow(user_id, run_id, after)
+    async def follow(self, principal: Principal, run_id: str, after: int = 0) -> AsyncIterator[list[RunEvent]]:
+        return await self._runs.follow(principal, run_id, after, kinds={RUN_KIND})
 
-    async def get_run(self, user_id: str, run_id: str) -> RunRead:
-        return RunRead.model_validate(await self._runs.get(user_id, run_id))
+    async def get_run(self, principal: Principal, run_id: str) -> RunRead:
+        return _run_read(await self._runs.get(principal, run_id, kinds={RUN_KIND}))
 
-    async def shutdown(self, grace_s: float = 5.0) -> None:
-        """Stop running turns so their partial answers are saved; what does not finish is marked at next start."""
-        for task in list(self._turns):
-            run_id = task.get_name().removeprefix("turn-")
-            self._runs.bus.request_stop(run_id)
-        if self._turns:
-            await asyncio.wait(list(self._turns), timeout=grace_s)
-        for task in list(self._turns):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    async def recover_interrupted(self) -> None:
-        """After a crash: answers that were streaming are marked interrupted and their sessions freed."""
+    async def _on_interrupted(self, runs: list[Run]) -> None:
+        """Turns whose instance died: their answers are marked interrupted and their sessions freed."""
+        run_ids = [run.id for run in runs]
         async with self._db.transaction() as session:
             await session.exec(
-                sa.update(ChatMessage)  # type: ignore[call-overload]
-                .where(col(ChatMessage.status) == "streaming")
+                sa.update(ChatMessage)
+                .where(col(ChatMessage.run_id).in_(run_ids), col(ChatMessage.status) == "streaming")
                 .values(status="interrupted")
             )
             await session.exec(
-                sa.update(ChatSession)  # type: ignore[call-overload]
-                .where(col(ChatSession.active_run_id).is_not(None))
+                sa.update(ChatSession)
+                .where(col(ChatSession.active_run_id).in_(run_ids))
                 .values(active_run_id=None)
             )
 
@@ -289,10 +286,7 @@ class ChatService:
             active = chat.active_run_id
         if active:
             self._runs.bus.request_stop(active)
-            for task in list(self._turns):
-                if task.get_name() == f"turn-{active}":
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(asyncio.shield(task), 10)
+            await self._runs.wait(active, timeout_s=10)
         async with self._db.transaction() as session:
             chat = await self._owned(session, user_id, session_id)
             await session.delete(chat)
@@ -313,6 +307,11 @@ class ChatService:
     @staticmethod
     async def _owned(session: AsyncSession, user_id: str, session_id: str) -> ChatSession:
         return await get_owned(session, ChatSession, session_id, user_id, missing="session not found")
+
+
+def _run_read(run: Run) -> RunRead:
+    return RunRead(id=run.id, session_id=run.subject_id, status=run.status, created_at=run.created_at,
+                   finished_at=run.finished_at, last_event_id=run.last_event_id)  # fmt: skip
 
 
 def _usage(metrics: SessionMetrics) -> SessionUsage:

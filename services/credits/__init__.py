@@ -1,7 +1,6 @@
-"""Credits: balances, the append-only ledger, holds, and the meter that bills model calls."""
+"""Credits: balances, the append-only ledger, and holds that reserve credits for running work."""
 
-from services.credits.meter import CreditMeter
 from services.credits.schemas import Balance, GrantRequest, LedgerEntryRead
-from services.credits.service import CreditService
+from services.credits.service import CreditService, Hold, Settlement
 
-__all__ = ["Balance", "CreditMeter", "CreditService", "GrantRequest", "LedgerEntryRead"]
+__all__ = ["Balance", "CreditService", "GrantRequest", "Hold", "LedgerEntryRead", "Settlement"]

@@ -56,5 +56,6 @@ class CreditHold(SQLModel, table=True):
     amount_micro: int = Field(sa_type=sa.BigInteger)
     cause_type: str | None = Field(default=None, max_length=16)
     cause_id: str | None = Field(default=None, max_length=64)
+    owner_instance: str | None = Field(default=None, max_length=32, index=True)  # the process whose work it pays
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -17,7 +20,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.auth.authz import require_admin
 from services.auth.models import User
+from services.auth.schemas import Principal
 from services.clock import Clock, utcnow
 from services.credits.models import CreditAccount, CreditHold, LedgerEntry
 from services.credits.schemas import Balance, DailySpend, GrantRequest, LedgerEntryRead
@@ -25,6 +30,7 @@ from services.db.database import Database
 from services.db.pagination import Page, keyset_page
 from services.errors import InsufficientCreditsError, NotFoundError
 from services.ids import new_id
+from services.instances import LiveInstances
 from services.money import to_credits, to_micro
 from services.periodic import Periodic
 from services.settings import CreditsSettings
@@ -32,6 +38,24 @@ from services.settings import CreditsSettings
 log = logging.getLogger(__name__)
 ACCOUNTS = CreditAccount.__table__  # type: ignore[attr-defined]
 HOLDS = CreditHold.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Credits reserved for one piece of work (a model call, a sandbox's minutes, a job's fee) until it is
+    settled with its real cost or released. ``id`` is None when nothing was held (free work)."""
+
+    id: str | None
+    user_id: str
+    amount_micro: int
+    cause_type: str
+    cause_id: str
+
+
+@dataclass(frozen=True)
+class Settlement:
+    charged_micro: int
+    balance_micro: int
 
 
 def _entry(row: LedgerEntry) -> LedgerEntryRead:
@@ -43,17 +67,15 @@ def _entry(row: LedgerEntry) -> LedgerEntryRead:
 
 
 class CreditService:
-    def __init__(self, *, db: Database, settings: CreditsSettings, clock: Clock = utcnow) -> None:
+    def __init__(self, *, db: Database, settings: CreditsSettings, owner: str, clock: Clock = utcnow) -> None:
+        """``owner`` is this instance's id: its holds are released by others only once its lease is gone."""
         self._db = db
         self._settings = settings
+        self._owner = owner
         self._clock = clock
-        self._sweeper = Periodic("credit-hold-sweeper", 60, lambda: self.release_stale_holds(all_holds=False))
+        self._sweeper = Periodic("credit-hold-sweeper", 60, self.release_expired)
 
     async def start(self) -> None:
-        """Holds left by a previous process belong to work that died with it: release them all."""
-        released = await self.release_stale_holds(all_holds=True)
-        if released:
-            log.warning("released %d credit holds left by a previous process", released)
         self._sweeper.start()
 
     async def stop(self) -> None:
@@ -103,7 +125,9 @@ class CreditService:
 
     # -- balance changes ---------------------------------------------------------------------------
 
-    async def grant(self, request: GrantRequest) -> LedgerEntryRead:
+    async def grant(self, actor: Principal, request: GrantRequest) -> LedgerEntryRead:
+        """Admins only: add credits to a user."""
+        require_admin(actor)
         amount = to_micro(request.amount)
         async with self._db.transaction() as session:
             user = await self._target(session, request)
@@ -173,98 +197,123 @@ class CreditService:
 
     # -- holds ---------------------------------------------------------------------------------------
 
-    async def hold_up_to(
-        self, user_id: str, *, at_most: int, at_least: int, cause_type: str, cause_id: str
-    ) -> tuple[str, int]:
-        """Reserve as much as available up to ``at_most``; 402 below ``at_least``. Returns (hold id, amount)."""
-        async with self._db.transaction() as session:
-            return await self.hold_in(session, user_id, at_most=at_most, at_least=at_least, cause_type=cause_type,
-                                      cause_id=cause_id)  # fmt: skip
+    @asynccontextmanager
+    async def _within(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """The caller's transaction when it passes one (so a hold commits with what it pays for), else our own."""
+        if session is not None:
+            yield session
+            return
+        async with self._db.transaction() as own:
+            yield own
 
-    async def hold_in(
-        self, session: AsyncSession, user_id: str, *, at_most: int, at_least: int, cause_type: str, cause_id: str
-    ) -> tuple[str, int]:
-        """:meth:`hold_up_to` inside the caller's transaction, so the hold and what it pays for commit together."""
-        await self.ensure_account(session, user_id)
-        account = (
-            await session.exec(select(CreditAccount).where(CreditAccount.user_id == user_id).with_for_update())
-        ).one()
-        amount = min(at_most, account.balance_micro - account.held_micro)
-        if amount < max(at_least, 0) or amount <= 0:
-            raise InsufficientCreditsError(
-                "not enough credits for this request",
-                details={"available": float(to_credits(account.balance_micro - account.held_micro)),
-                         "needed": float(to_credits(at_least))},
-            )  # fmt: skip
-        statement = (
-            sa.update(ACCOUNTS)
-            .where(ACCOUNTS.c.user_id == user_id, ACCOUNTS.c.balance_micro - ACCOUNTS.c.held_micro >= amount)
-            .values(held_micro=ACCOUNTS.c.held_micro + amount, updated_at=self._clock())
-        )
-        if (await (await session.connection()).execute(statement)).rowcount != 1:
-            raise InsufficientCreditsError("not enough credits for this request")
-        now = self._clock()
-        hold = CreditHold(id=new_id("hld"), user_id=user_id, amount_micro=amount, cause_type=cause_type,
-                          cause_id=cause_id, created_at=now,
-                          expires_at=now + timedelta(seconds=self._settings.hold_ttl_s))  # fmt: skip
-        session.add(hold)
-        return hold.id, amount
-
-    async def settle_in(
-        self, session: AsyncSession, hold_id: str | None, user_id: str, cost_micro: int, *, cause_type: str,
+    async def hold(
+        self,
+        user_id: str,
+        *,
+        at_most: int,
+        at_least: int | None = None,
+        cause_type: str,
         cause_id: str,
-    ) -> tuple[int, int]:  # fmt: skip
-        """Inside the caller's transaction: release the hold and charge the real cost, never below zero.
+        ttl_s: float | None = None,
+        session: AsyncSession | None = None,
+    ) -> Hold:
+        """Reserve as much as is available up to ``at_most`` (402 below ``at_least``, which defaults to all of it).
 
-        Returns (charged, balance after). The cost is charged in full when the balance covers it (it
-        normally does, the hold reserved the most a call could cost).
+        Nothing is held for free work (``at_most <= 0``). The hold lapses after ``ttl_s`` (the settings' hold
+        time by default) or when this instance dies; pass ``session`` to join the caller's transaction.
         """
-        await self.ensure_account(session, user_id)
-        connection = await session.connection()
-        held = 0
-        if hold_id is not None:
-            released = await connection.execute(
-                sa.delete(HOLDS).where(HOLDS.c.id == hold_id).returning(HOLDS.c.amount_micro)
+        if at_most <= 0:
+            return Hold(None, user_id, 0, cause_type, cause_id)
+        least = at_most if at_least is None else at_least
+        async with self._within(session) as tx:
+            await self.ensure_account(tx, user_id)
+            account = (
+                await tx.exec(select(CreditAccount).where(CreditAccount.user_id == user_id).with_for_update())
+            ).one()
+            amount = min(at_most, account.balance_micro - account.held_micro)
+            if amount < max(least, 0) or amount <= 0:
+                raise InsufficientCreditsError(
+                    "not enough credits for this request",
+                    details={"available": float(to_credits(account.balance_micro - account.held_micro)),
+                             "needed": float(to_credits(least))},
+                )  # fmt: skip
+            statement = (
+                sa.update(ACCOUNTS)
+                .where(ACCOUNTS.c.user_id == user_id, ACCOUNTS.c.balance_micro - ACCOUNTS.c.held_micro >= amount)
+                .values(held_micro=ACCOUNTS.c.held_micro + amount, updated_at=self._clock())
             )
-            held = released.scalar_one_or_none() or 0
-        account = (
-            await session.exec(select(CreditAccount).where(CreditAccount.user_id == user_id).with_for_update())
-        ).one()
-        charged = max(0, min(cost_micro, account.balance_micro))
-        statement = (
-            sa.update(ACCOUNTS)
-            .where(ACCOUNTS.c.user_id == user_id, ACCOUNTS.c.balance_micro >= charged)
-            .values(balance_micro=ACCOUNTS.c.balance_micro - charged,
-                    held_micro=ACCOUNTS.c.held_micro - held, updated_at=self._clock())
-            .returning(ACCOUNTS.c.balance_micro)
-        )  # fmt: skip
-        balance_after = (await connection.execute(statement)).scalar_one()
-        session.expire(account)
-        if charged > 0:
-            session.add(self._ledger(user_id, "charge", -charged, balance_after, cause_type=cause_type,
-                                     cause_id=cause_id))  # fmt: skip
-        return charged, balance_after
+            if (await (await tx.connection()).execute(statement)).rowcount != 1:
+                raise InsufficientCreditsError("not enough credits for this request")
+            now = self._clock()
+            row = CreditHold(id=new_id("hld"), user_id=user_id, amount_micro=amount, cause_type=cause_type,
+                             cause_id=cause_id, owner_instance=self._owner, created_at=now,
+                             expires_at=now + timedelta(seconds=ttl_s or self._settings.hold_ttl_s))  # fmt: skip
+            tx.add(row)
+        return Hold(row.id, user_id, amount, cause_type, cause_id)
 
-    async def release(self, hold_id: str) -> None:
-        async with self._db.transaction() as session:
-            connection = await session.connection()
-            row = (
-                await connection.execute(
-                    sa.delete(HOLDS).where(HOLDS.c.id == hold_id).returning(HOLDS.c.user_id, HOLDS.c.amount_micro)
+    async def settle(self, hold: Hold, cost_micro: int, *, session: AsyncSession | None = None) -> Settlement:
+        """Release the hold and charge the real cost, never below zero.
+
+        The cost is charged in full when the balance covers it (it normally does: the hold reserved the most
+        the work could cost). A hold that already lapsed is simply not there to release.
+        """
+        async with self._within(session) as tx:
+            await self.ensure_account(tx, hold.user_id)
+            connection = await tx.connection()
+            held = 0
+            if hold.id is not None:
+                released = await connection.execute(
+                    sa.delete(HOLDS).where(HOLDS.c.id == hold.id).returning(HOLDS.c.amount_micro)
                 )
-            ).first()
-            if row is not None:
+                held = released.scalar_one_or_none() or 0
+            account = (
+                await tx.exec(select(CreditAccount).where(CreditAccount.user_id == hold.user_id).with_for_update())
+            ).one()
+            charged = max(0, min(cost_micro, account.balance_micro))
+            statement = (
+                sa.update(ACCOUNTS)
+                .where(ACCOUNTS.c.user_id == hold.user_id, ACCOUNTS.c.balance_micro >= charged)
+                .values(balance_micro=ACCOUNTS.c.balance_micro - charged,
+                        held_micro=ACCOUNTS.c.held_micro - held, updated_at=self._clock())
+                .returning(ACCOUNTS.c.balance_micro)
+            )  # fmt: skip
+            balance_after = (await connection.execute(statement)).scalar_one()
+            tx.expire(account)
+            if charged > 0:
+                tx.add(self._ledger(hold.user_id, "charge", -charged, balance_after, cause_type=hold.cause_type,
+                                    cause_id=hold.cause_id))  # fmt: skip
+        return Settlement(charged_micro=charged, balance_micro=balance_after)
+
+    async def release(self, hold: Hold, *, session: AsyncSession | None = None) -> None:
+        """Give the reserved credits back, charging nothing (the work failed or never started)."""
+        if hold.id is None:
+            return
+        async with self._within(session) as tx:
+            connection = await tx.connection()
+            amount = (
+                await connection.execute(sa.delete(HOLDS).where(HOLDS.c.id == hold.id).returning(HOLDS.c.amount_micro))
+            ).scalar_one_or_none()
+            if amount is not None:
                 await connection.execute(
                     sa.update(ACCOUNTS)
-                    .where(ACCOUNTS.c.user_id == row.user_id)
-                    .values(held_micro=ACCOUNTS.c.held_micro - row.amount_micro)
+                    .where(ACCOUNTS.c.user_id == hold.user_id)
+                    .values(held_micro=ACCOUNTS.c.held_micro - amount)
                 )
 
-    async def release_stale_holds(self, *, all_holds: bool) -> int:
-        """At start every hold is stale (its work died with the previous process); later, the expired ones."""
+    async def release_orphaned(self, live: LiveInstances) -> int:
+        """Holds of instances that died: their work died with them."""
+        released = await self._release_where(sa.or_(HOLDS.c.owner_instance.is_(None),
+                                                    HOLDS.c.owner_instance.not_in(live.ids)))  # fmt: skip
+        if released:
+            log.warning("released %d credit holds of instances that are gone", released)
+        return released
+
+    async def release_expired(self) -> int:
+        return await self._release_where(HOLDS.c.expires_at <= self._clock())
+
+    async def _release_where(self, condition: sa.ColumnElement[bool]) -> int:
         async with self._db.transaction() as session:
             connection = await session.connection()
-            condition = sa.true() if all_holds else HOLDS.c.expires_at <= self._clock()
             rows = (await connection.execute(
                 sa.delete(HOLDS).where(condition).returning(HOLDS.c.user_id, HOLDS.c.amount_micro)
             )).all()  # fmt: skip

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,23 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every instance of the app.
 MIGRATION_LOCK_ID = 0x6167_656E_7475_69
+
+
+class NestedTransactionError(RuntimeError):
+    """A write transaction was opened inside another one of the same task: on SQLite that waits forever for
+    the writer lock the task itself holds, on PostgreSQL it commits apart from the outer one. A bug, not input."""
+
+
+# The write transaction the current task holds, and who opened it (for the error message).
+_open_writer: ContextVar[tuple[asyncio.Task[object] | None, str] | None] = ContextVar("open_writer", default=None)
+
+
+def _caller() -> str:
+    """The function that opened a transaction (outside this module and contextlib)."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and frame.f_code.co_filename in (__file__, asynccontextmanager.__code__.co_filename):
+        frame = frame.f_back
+    return f"{frame.f_code.co_qualname} ({frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno})"
 
 
 @dataclass(frozen=True)
@@ -110,16 +129,33 @@ class Database:
         if self._sessions is None:
             await self.start()
         assert self._sessions is not None
-        if self.backend == "sqlite" and not readonly:
-            async with self._sqlite_writer, self._sessions() as session, session.begin():
-                await session.connection(execution_options={"sqlite_begin_immediate": True})
+        if readonly:
+            async with self._sessions() as session, session.begin():
                 yield session
             return
-        async with self._sessions() as session, session.begin():
-            if exclusive is not None and self.backend == "postgresql":
-                connection = await session.connection()
-                await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(exclusive)})
-            yield session
+        task = asyncio.current_task()
+        outer = _open_writer.get()
+        if outer is not None and outer[0] is task:
+            raise NestedTransactionError(
+                f"{_caller()} opened a write transaction inside the one {outer[1]} holds; "
+                "pass the outer session down instead"
+            )
+        token = _open_writer.set((task, _caller()))
+        try:
+            if self.backend == "sqlite":
+                async with self._sqlite_writer, self._sessions() as session, session.begin():
+                    await session.connection(execution_options={"sqlite_begin_immediate": True})
+                    yield session
+                return
+            async with self._sessions() as session, session.begin():
+                if exclusive is not None and self.backend == "postgresql":
+                    connection = await session.connection()
+                    await connection.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(exclusive)}
+                    )
+                yield session
+        finally:
+            _open_writer.reset(token)
 
     async def migrate(self) -> None:
         """Upgrade to head. On PostgreSQL under an advisory lock, so instances starting together do not race."""

@@ -23,7 +23,7 @@ class LLMClient:
             base_url=base_url,
             api_key=api_key or "not-needed",
             max_retries=0,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            timeout=openai.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
         )
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Live runs in this process: their events in memory, readers, and stop signals.
+"""Live runs in this process: a bounded window of their recent events, readers, and stop signals.
 
 This is the in-process implementation of the run bus; a Redis-backed one can take its place so that
 stop and resume work from any instance (same methods, same semantics).
@@ -7,7 +7,6 @@ stop and resume work from any instance (same methods, same semantics).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,15 +20,23 @@ class RunEvent:
 
 @dataclass
 class LiveRun:
-    """A run being produced here. Readers walk ``events`` by index and sleep on ``wake`` in between."""
+    """A run being produced here. ``events`` holds the ids ``base + 1 ..``: older ones were persisted and
+    dropped from memory (readers fetch them from the database). Readers sleep on ``changed`` in between."""
 
     run_id: str
     user_id: str
     events: list[RunEvent] = field(default_factory=list)
+    base: int = 0  # ids up to here are no longer in memory
     persisted: int = 0  # events[:persisted] are in the database
+    progress: dict[str, Any] | None = None
+    progress_persisted: bool = True
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ended: bool = False
     wake: asyncio.Future[None] | None = None
+
+    @property
+    def last_id(self) -> int:
+        return self.base + len(self.events)
 
     def notify(self) -> None:
         if self.wake is not None and not self.wake.done():
@@ -41,9 +48,17 @@ class LiveRun:
             self.wake = asyncio.get_running_loop().create_future()
         await asyncio.shield(self.wake)
 
+    def trim(self, keep: int) -> None:
+        """Drop persisted events beyond the newest ``keep`` from memory."""
+        drop = min(self.persisted, len(self.events) - keep)
+        if drop > 0:
+            del self.events[:drop]
+            self.base += drop
+            self.persisted -= drop
+
 
 class RunBus(Protocol):
-    """Where live runs meet their readers. ``follow`` returns None for a run not live on this bus."""
+    """Where live runs meet their readers."""
 
     def open(self, run_id: str, user_id: str) -> LiveRun: ...
     def get(self, run_id: str) -> LiveRun | None: ...
@@ -52,7 +67,6 @@ class RunBus(Protocol):
     def discard(self, run_id: str) -> None: ...
     def request_stop(self, run_id: str) -> bool: ...
     def live_runs(self) -> list[LiveRun]: ...
-    def follow(self, run_id: str, after: int) -> AsyncIterator[list[RunEvent]] | None: ...
 
 
 class InMemoryRunBus:
@@ -71,7 +85,7 @@ class InMemoryRunBus:
 
     def publish(self, run_id: str, type_: str, data: dict[str, Any]) -> RunEvent:
         live = self._runs[run_id]
-        event = RunEvent(len(live.events) + 1, type_, data)
+        event = RunEvent(live.last_id + 1, type_, data)
         live.events.append(event)
         live.notify()
         return event
@@ -90,21 +104,3 @@ class InMemoryRunBus:
             return False
         live.stop.set()
         return True
-
-    def follow(self, run_id: str, after: int) -> AsyncIterator[list[RunEvent]] | None:
-        live = self._runs.get(run_id)
-        return None if live is None else _follow(live, after)
-
-
-async def _follow(live: LiveRun, after: int) -> AsyncIterator[list[RunEvent]]:
-    """Events after ``after`` from memory, then the live tail, until the run ends; in batches of what is ready."""
-    position = max(after, 0)
-    while True:
-        if position < len(live.events):
-            batch = live.events[position:]
-            position += len(batch)
-            yield batch
-            continue
-        if live.ended:
-            return
-        await live.changed()

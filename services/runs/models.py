@@ -1,4 +1,4 @@
-"""Runs (chat turns now, generation jobs later) and their events, persisted in batches."""
+"""Runs of every kind (chat turns, jobs) and their events, persisted in batches."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from services.db.types import JSONType, UTCDateTime
 
 
 class RunStatus(StrEnum):
+    QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
     CANCELLED = "cancelled"
@@ -21,6 +22,7 @@ class RunStatus(StrEnum):
     INTERRUPTED = "interrupted"
 
 
+ACTIVE = {RunStatus.QUEUED, RunStatus.RUNNING}
 TERMINAL = {RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.INTERRUPTED}
 
 
@@ -31,13 +33,21 @@ class Run(SQLModel, table=True):
     user_id: str = Field(
         sa_column=sa.Column(sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
     )
-    kind: str = Field(max_length=16)
-    session_id: str | None = Field(default=None, max_length=32, index=True)
+    kind: str = Field(max_length=32, index=True)
+    # What the run belongs to, by kind: a chat turn's session; none for a job (the job is the run).
+    subject_id: str | None = Field(default=None, max_length=64, index=True)
     status: str = Field(default=RunStatus.RUNNING, max_length=16, index=True)
+    params: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    progress: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    result: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    # The instance (process) running it: only once that instance's lease is gone may another recover it.
+    owner_instance: str | None = Field(default=None, max_length=32, index=True)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_event_id: int = Field(default=0)
     error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, max_length=500)
 
 
 class RunEventBatch(SQLModel, table=True):

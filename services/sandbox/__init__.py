@@ -24,10 +24,11 @@ def docker_host(settings: SandboxSettings) -> str | None:
     return None
 
 
-def make_backends(settings: SandboxSettings, *, instance: str, data_dir: Path) -> list[SandboxBackend]:
+def make_backends(settings: SandboxSettings, *, instance: str, owner: str, data_dir: Path) -> list[SandboxBackend]:
     """The backends to try, in order: ``auto`` is Docker when an engine answers, else the local one.
 
-    ``instance`` tells this app's sandboxes from others' on a shared engine or directory.
+    ``instance`` tells this deployment's sandboxes from others' on a shared engine or directory; ``owner`` is
+    this process (see services.instances), which marks the sandboxes it starts.
     """
     from services.sandbox.backends.bwrap import LocalSandboxBackend
     from services.sandbox.backends.docker import DockerSandboxBackend
@@ -35,9 +36,12 @@ def make_backends(settings: SandboxSettings, *, instance: str, data_dir: Path) -
     local_dir = settings.local_dir or (
         Path("/var/lib/agent-ui-sandbox") if os.geteuid() == 0 else data_dir / "sandboxes"
     )
-    docker = DockerSandboxBackend(docker_host=docker_host(settings), instance=instance)
-    local = LocalSandboxBackend(root=local_dir / "workspaces", cache_dir=local_dir, instance=instance)
-    return {"auto": [docker, local], "docker": [docker], "local": [local], "none": []}[settings.backend]
+    docker = DockerSandboxBackend(docker_host=docker_host(settings), instance=instance, owner=owner)
+    local = LocalSandboxBackend(root=local_dir / "workspaces", cache_dir=local_dir, instance=instance, owner=owner)
+    choices: dict[str, list[SandboxBackend]] = {
+        "auto": [docker, local], "docker": [docker], "local": [local], "none": []
+    }  # fmt: skip
+    return choices[settings.backend]
 
 
 __all__ = ["SandboxBackend", "SandboxService", "docker_host", "make_backends"]

@@ -61,6 +61,7 @@ class LabelledSandbox:
     ref: str
     sandbox_id: str
     user_id: str
+    owner: str  # the instance that started it ("" for one started before instances had ids)
 
 
 class SandboxBackend(Protocol):
@@ -83,7 +84,8 @@ class SandboxBackend(Protocol):
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
     ) -> AsyncIterator[OutputChunk | ExecResult]:
         """Run ``sh -c command``, yielding output as it comes and the result last (``result_of`` waits for it).
-        Killed after ``timeout_s``; each stream kept up to ``max_output`` bytes."""
+        Killed after ``timeout_s``; each stream kept up to ``max_output`` bytes. Closing the stream before its
+        result (a reader that leaves, a stopped run) kills the command and everything it started."""
         ...
 
     async def put_file(self, ref: str, path: str, data: bytes) -> None:
@@ -109,7 +111,7 @@ class SandboxBackend(Protocol):
         ...
 
     async def list_labelled(self) -> list[LabelledSandbox]:
-        """Every sandbox of this app the engine holds, running or not."""
+        """Every sandbox of this deployment the engine holds, running or not, with the instance that started it."""
         ...
 
 

@@ -103,9 +103,9 @@ def build_rootfs(target: io.BufferedIOBase) -> None:
                                      ("workspace", 0o755, SANDBOX_UID)]:  # fmt: skip
             _add_dir(tar, directory, mode=mode, uid=uid)
             added.add(directory)
-        for link, target in [("lib", "usr/lib"), ("lib64", "usr/lib64")]:  # merged /usr, as on the host
+        for link, points_to in [("lib", "usr/lib"), ("lib64", "usr/lib64")]:  # merged /usr, as on the host
             info = tarfile.TarInfo(link)
-            info.type, info.linkname = tarfile.SYMTYPE, target
+            info.type, info.linkname = tarfile.SYMTYPE, points_to
             tar.addfile(info)
             added.add(link)
         info = tarfile.TarInfo("bin/busybox")

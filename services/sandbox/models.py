@@ -35,3 +35,5 @@ class Sandbox(SQLModel, table=True):
     destroyed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     destroy_reason: str | None = Field(default=None, max_length=64)
     hold_ids: list[Any] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    # The instance that runs it: only once that instance's lease is gone may another destroy it.
+    owner_instance: str | None = Field(default=None, max_length=32, index=True)

@@ -4,6 +4,7 @@ destroy, a reaper for expired sandboxes, and reconciliation with the engine at s
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import math
@@ -11,12 +12,13 @@ import posixpath
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.clock import Clock, utcnow
-from services.credits import CreditService
+from services.credits import CreditService, Hold
 from services.db.database import Database
 from services.db.owned import get_owned
 from services.errors import (
@@ -26,6 +28,7 @@ from services.errors import (
     ValidationFailedError,
 )
 from services.ids import new_id
+from services.instances import LiveInstances
 from services.money import to_micro
 from services.periodic import Periodic
 from services.sandbox.base import (
@@ -67,9 +70,13 @@ class SandboxService:
         credits: CreditService,
         settings: SandboxSettings,
         prices: CreditsSettings,
+        owner: str,
         clock: Clock = utcnow,
     ) -> None:
+        """``owner`` is this instance's id: the sandboxes it starts are its own to reap, and others recover them
+        only once its lease is gone."""
         self._db = db
+        self._owner = owner
         self._candidates = backends
         self.backend = backends[0]
         self.choice = "not checked yet"
@@ -83,7 +90,8 @@ class SandboxService:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Choose the first backend that answers, say which and why, reconcile, then reap in the background."""
+        """Choose the first backend that answers, say which and why, then keep a warm pool and reap in the
+        background. Sandboxes of instances that are gone are recovered through :meth:`recover`."""
         reasons = []
         for backend in self._candidates:
             try:
@@ -94,8 +102,6 @@ class SandboxService:
             self.backend = backend
             self.choice = version + (f"; not {'; '.join(reasons)}" if reasons else "")
             log.info("sandboxes: %s backend, %s", backend.kind, self.choice)
-            with contextlib.suppress(Exception):
-                await self.reconcile()
             self.pool = WarmPool(backend, size=getattr(self._settings.warm_pool, backend.kind, 0),
                                  make_spec=self._pool_spec)  # fmt: skip
             self.pool.start()
@@ -126,24 +132,31 @@ class SandboxService:
         return SandboxSpec(sandbox_id=new_id("sbx"), user_id="", image=settings.image,
                            limits=self._limits(settings.default_cpu, settings.default_memory_mb))  # fmt: skip
 
-    async def reconcile(self) -> None:
-        """After a crash nothing of the previous process's sandboxes is trusted: remove them all.
-
-        Every labelled container on the engine is destroyed and every sandbox the database still calls
-        live is marked destroyed (its minutes settled), so no orphan survives a restart.
-        """
-        for labelled in await self.backend.list_labelled():
-            log.warning("removing sandbox container %s left by a previous process", labelled.sandbox_id)
-            await self.backend.destroy(labelled.ref)
+    async def recover(self, live: LiveInstances) -> None:
+        """Sandboxes of instances that are gone: their containers (warm pool leftovers too) are removed and their
+        rows marked destroyed with the minutes settled. Sandboxes of live instances, ours included, stay."""
         async with self._db.transaction(readonly=True) as session:
-            stale = list((await session.exec(select(Sandbox).where(col(Sandbox.status).in_(LIVE)))).all())
-        for sandbox in stale:
+            rows = list((await session.exec(select(Sandbox).where(col(Sandbox.status).in_(LIVE)))).all())
+        claimed = {row.id for row in rows if live.owns(row.owner_instance)}
+        with contextlib.suppress(Exception):  # an engine that does not answer is tried again at the next heartbeat
+            for labelled in await self.backend.list_labelled():
+                if live.owns(labelled.owner) or (not labelled.owner and labelled.sandbox_id in claimed):
+                    continue
+                log.warning("removing sandbox %s of an instance that is gone", labelled.sandbox_id or labelled.ref)
+                await self.backend.destroy(labelled.ref)
+        for sandbox in rows:
+            if sandbox.id in claimed:
+                continue
+            if sandbox.ref:
+                with contextlib.suppress(Exception):
+                    await self.backend.destroy(sandbox.ref)
             await self._finish(sandbox, reason="server restart")
 
     async def reap(self) -> int:
-        """Destroy sandboxes whose time to live has run out."""
+        """Destroy this instance's sandboxes whose time to live has run out."""
         async with self._db.transaction(readonly=True) as session:
-            statement = select(Sandbox).where(col(Sandbox.status).in_(LIVE), Sandbox.expires_at <= self._clock())
+            statement = select(Sandbox).where(col(Sandbox.status).in_(LIVE), Sandbox.expires_at <= self._clock(),
+                                              Sandbox.owner_instance == self._owner)  # fmt: skip
             expired = list((await session.exec(statement)).all())
         for sandbox in expired:
             await self._destroy(sandbox, reason="expired")
@@ -168,7 +181,7 @@ class SandboxService:
             id=new_id("sbx"), user_id=user_id, backend=self.backend.kind, status="starting", template=request.template,
             cpu=cpu, memory_mb=memory_mb, pids=settings.pids, disk_mb=settings.disk_mb, network=request.network,
             session_id=request.session_id, timeout_s=timeout_s, created_at=now,
-            expires_at=now + timedelta(seconds=timeout_s),
+            expires_at=now + timedelta(seconds=timeout_s), owner_instance=self._owner,
         )  # fmt: skip
         spec = SandboxSpec(sandbox_id=sandbox.id, user_id=user_id, image=settings.image,
                            limits=self._limits(cpu, memory_mb), network=request.network,
@@ -220,12 +233,12 @@ class SandboxService:
             await self.backend.destroy(ref)
 
     async def _hold_minutes(self, session: AsyncSession, user_id: str, sandbox_id: str, seconds: int) -> list[str]:
-        cost = self._price_per_minute * math.ceil(seconds / 60)
-        if cost <= 0:
-            return []
-        hold_id, _ = await self._credits.hold_in(session, user_id, at_most=cost, at_least=cost, cause_type="sandbox",
-                                                 cause_id=sandbox_id)  # fmt: skip
-        return [hold_id]
+        """Hold the minutes a sandbox may live, in the caller's transaction. The hold outlives the longest
+        lifetime; it goes when the sandbox is destroyed (or its instance dies)."""
+        hold = await self._credits.hold(user_id, at_most=self._price_per_minute * math.ceil(seconds / 60),
+                                        cause_type="sandbox", cause_id=sandbox_id, session=session,
+                                        ttl_s=self._settings.max_timeout_s + 3600)  # fmt: skip
+        return [hold.id] if hold.id else []
 
     async def _save(self, sandbox: Sandbox) -> None:
         async with self._db.transaction() as session:
@@ -238,6 +251,17 @@ class SandboxService:
             with contextlib.suppress(Exception):
                 used = await self.backend.disk_usage(sandbox.ref)
         return SandboxDetail(**SandboxRead.model_validate(sandbox).model_dump(), disk_used_bytes=used)
+
+    async def of_session(self, user_id: str, session_id: str) -> SandboxRead | None:
+        """The newest live sandbox a chat session started, if any."""
+        async with self._db.transaction(readonly=True) as session:
+            statement = (
+                select(Sandbox)
+                .where(Sandbox.user_id == user_id, Sandbox.session_id == session_id, col(Sandbox.status).in_(LIVE))
+                .order_by(col(Sandbox.created_at).desc())
+            )
+            row = (await session.exec(statement)).first()
+        return SandboxRead.model_validate(row) if row is not None else None
 
     async def list(self, user_id: str, *, include_destroyed: bool = False) -> list[SandboxRead]:
         statement = select(Sandbox).where(Sandbox.user_id == user_id)
@@ -276,10 +300,8 @@ class SandboxService:
         minutes = max(1, math.ceil((min(now, sandbox.expires_at) - sandbox.created_at).total_seconds() / 60))
         cost = self._price_per_minute * minutes
         async with self._db.transaction() as session:
-            holds = list(sandbox.hold_ids) or [None]
-            for index, hold_id in enumerate(holds):
-                await self._credits.settle_in(session, hold_id, sandbox.user_id, cost if index == 0 else 0,
-                                              cause_type="sandbox", cause_id=sandbox.id)  # fmt: skip
+            for index, hold in enumerate(self._holds(sandbox)):
+                await self._credits.settle(hold, cost if index == 0 else 0, session=session)
             sandbox.status, sandbox.destroyed_at, sandbox.destroy_reason, sandbox.hold_ids = (
                 "destroyed",
                 now,
@@ -288,9 +310,14 @@ class SandboxService:
             )
             await session.merge(sandbox)
 
+    def _holds(self, sandbox: Sandbox) -> builtins.list[Hold]:
+        """The holds paying for a sandbox's minutes (one with nothing held when it is free)."""
+        ids: builtins.list[str | None] = [*sandbox.hold_ids] or [None]
+        return [Hold(hold_id, sandbox.user_id, 0, "sandbox", sandbox.id) for hold_id in ids]
+
     async def _release_holds(self, sandbox: Sandbox) -> None:
-        for hold_id in sandbox.hold_ids:
-            await self._credits.release(hold_id)
+        for hold in self._holds(sandbox):
+            await self._credits.release(hold)
         sandbox.hold_ids = []
         await self._save(sandbox)
 
@@ -343,7 +370,7 @@ class SandboxService:
                 if await over_quota():
                     return
 
-        async def stop(task: asyncio.Future[object] | None) -> None:
+        async def stop(task: asyncio.Future[Any] | None) -> None:
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
@@ -353,7 +380,7 @@ class SandboxService:
         upcoming: asyncio.Future[OutputChunk | ExecResult] | None = None
         try:
             while True:
-                upcoming = asyncio.ensure_future(anext(stream))  # type: ignore[arg-type]
+                upcoming = asyncio.ensure_future(anext(stream))
                 await asyncio.wait({upcoming, watcher}, return_when=asyncio.FIRST_COMPLETED)
                 if watcher.done():
                     await stop(upcoming)
@@ -368,8 +395,8 @@ class SandboxService:
                     await self._disk_quota_exceeded(sandbox)
                 yield item
         finally:  # also when the reader goes away (a closed SSE, Stop in the UI): the command is killed
-            await stop(upcoming)  # type: ignore[arg-type]
-            await stop(watcher)  # type: ignore[arg-type]
+            await stop(upcoming)
+            await stop(watcher)
             await stream.aclose()  # type: ignore[attr-defined]
 
     async def _disk_quota_exceeded(self, sandbox: Sandbox) -> None:
@@ -386,7 +413,7 @@ class SandboxService:
             raise ValidationFailedError("the path leads out of /workspace", code="path_outside_workspace")
         return real
 
-    async def read(self, user_id: str, sandbox_id: str, path: str | None) -> bytes | list[FileEntry]:
+    async def read(self, user_id: str, sandbox_id: str, path: str | None) -> bytes | builtins.list[FileEntry]:
         """A file's bytes, or a directory's entries."""
         sandbox = await self._live(user_id, sandbox_id)
         real = await self._checked_path(sandbox, path)

@@ -29,7 +29,12 @@ class Spawned:
         if self.returncode is None:
             loop = asyncio.get_running_loop()
             exited = loop.create_future()
-            loop.add_reader(self._pidfd, lambda: exited.done() or exited.set_result(None))
+
+            def on_exit() -> None:
+                if not exited.done():
+                    exited.set_result(None)
+
+            loop.add_reader(self._pidfd, on_exit)
             try:
                 await exited
             finally:
@@ -71,7 +76,8 @@ async def spawn(argv: list[str], *, env: dict[str, str]) -> Spawned:
         for fd in (out_write, err_write, devnull):
             os.close(fd)
     pidfd = os.pidfd_open(pid)
-    readers, pipes = [], []
+    readers: list[asyncio.StreamReader] = []
+    pipes: list[asyncio.BaseTransport] = []
     for fd in (out_read, err_read):
         reader = asyncio.StreamReader(limit=2**20)
         pipe, _ = await loop.connect_read_pipe(

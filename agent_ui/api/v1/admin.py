@@ -16,9 +16,9 @@ router = api_router(
 
 
 @router.get("/users")
-async def list_users(services: ServicesDep, page: PageDep) -> Page[UserRead]:
+async def list_users(principal: AdminPrincipal, services: ServicesDep, page: PageDep) -> Page[UserRead]:
     """Users with role, disabled flag and credit balance."""
-    users = await services.auth.list_users(limit=page.limit, cursor=page.cursor)
+    users = await services.auth.list_users(principal, limit=page.limit, cursor=page.cursor)
     balances = await services.credits.balances([user.id for user in users.items])
     items = [user.model_copy(update={"balance": balances.get(user.id)}) for user in users.items]
     return Page(items=items, next_cursor=users.next_cursor)

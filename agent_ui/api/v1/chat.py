@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Header, Query, Response, status
+from fastapi import Depends, Query, Response, status
 from sse_starlette import EventSourceResponse
 
 from agent_ui.deps import CurrentPrincipal, PageDep, RequireScope, ServicesDep, api_router
 from agent_ui.errors import ErrorEnvelope
-from agent_ui.sse import event_stream, last_event_id
+from agent_ui.sse import SSE_RESPONSE, ResumeFrom, event_stream
 from services.auth import Scope
+from services.chat import ChatService
 from services.chat.schemas import ChatStreamRequest, RunRead, SessionDetail, SessionRead, SessionUpdate
 from services.db import Page
 
@@ -20,8 +21,15 @@ router = api_router(
     guard=RequireScope(Scope.CHAT),
     responses={401: {"model": ErrorEnvelope}, 403: {"model": ErrorEnvelope}},
 )
+
+
+def chat_service(services: ServicesDep) -> ChatService:
+    return services.get(ChatService)
+
+
+ChatDep = Annotated[ChatService, Depends(chat_service)]
 NOT_FOUND = {404: {"model": ErrorEnvelope}}
-SSE = {"content": {"text/event-stream": {}}, "description": "Server-Sent Events (see docs/events.md)"}
+SSE = SSE_RESPONSE
 
 
 @router.post(
@@ -30,65 +38,64 @@ SSE = {"content": {"text/event-stream": {}}, "description": "Server-Sent Events 
     responses={200: SSE, 404: {"model": ErrorEnvelope}, 409: {"model": ErrorEnvelope}, 503: {"model": ErrorEnvelope}},
 )
 async def chat_stream(
-    body: ChatStreamRequest, principal: CurrentPrincipal, services: ServicesDep
+    body: ChatStreamRequest, principal: CurrentPrincipal, chat: ChatDep
 ) -> EventSourceResponse:
     """Send a message and stream the answer. The run goes on if the client disconnects; resume it from
     `/chat/runs/{run_id}/events`."""
-    started = await services.chat.start_turn(principal.user.id, body)
-    return event_stream(await services.chat.follow(principal.user.id, started.run_id))
+    started = await chat.start_turn(principal, body)
+    return event_stream(await chat.follow(principal, started.run_id))
 
 
 @router.post(
     "/runs/{run_id}/stop", status_code=status.HTTP_202_ACCEPTED, responses={**NOT_FOUND, 409: {"model": ErrorEnvelope}}
 )
-async def stop_run(run_id: str, principal: CurrentPrincipal, services: ServicesDep) -> RunRead:
+async def stop_run(run_id: str, principal: CurrentPrincipal, chat: ChatDep) -> RunRead:
     """Stop a running turn: the partial answer is kept and the stream ends with `done` (`cancelled`)."""
-    return await services.chat.stop(principal.user.id, run_id)
+    return await chat.stop(principal, run_id)
 
 
 @router.get("/runs/{run_id}", responses=NOT_FOUND)
-async def get_run(run_id: str, principal: CurrentPrincipal, services: ServicesDep) -> RunRead:
-    return await services.chat.get_run(principal.user.id, run_id)
+async def get_run(run_id: str, principal: CurrentPrincipal, chat: ChatDep) -> RunRead:
+    return await chat.get_run(principal, run_id)
 
 
 @router.get("/runs/{run_id}/events", response_class=EventSourceResponse, responses={200: SSE, **NOT_FOUND})
 async def run_events(
     run_id: str,
     principal: CurrentPrincipal,
-    services: ServicesDep,
-    last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    chat: ChatDep,
+    after: ResumeFrom,
 ) -> EventSourceResponse:
-    """Replay a run's events after `Last-Event-ID` (or `?after=`), then follow it live until it ends."""
-    return event_stream(await services.chat.follow(principal.user.id, run_id, last_event_id(last_event, after)))
+    """Replay a turn's events after `Last-Event-ID` (or `?after=`), then follow it live until it ends."""
+    return event_stream(await chat.follow(principal, run_id, after))
 
 
 @router.get("/sessions")
 async def list_sessions(
     principal: CurrentPrincipal,
-    services: ServicesDep,
+    chat: ChatDep,
     page: PageDep,
     q: Annotated[str | None, Query(max_length=200, description="search in titles")] = None,
 ) -> Page[SessionRead]:
-    return await services.chat.list_sessions(principal.user.id, limit=page.limit, cursor=page.cursor, query=q)
+    return await chat.list_sessions(principal.user.id, limit=page.limit, cursor=page.cursor, query=q)
 
 
 @router.get("/sessions/{session_id}", responses=NOT_FOUND)
-async def get_session(session_id: str, principal: CurrentPrincipal, services: ServicesDep) -> SessionDetail:
+async def get_session(session_id: str, principal: CurrentPrincipal, chat: ChatDep) -> SessionDetail:
     """The session with all its messages (every branch; follow `parent_id`)."""
-    return await services.chat.get_session(principal.user.id, session_id)
+    return await chat.get_session(principal.user.id, session_id)
 
 
 @router.patch("/sessions/{session_id}", responses=NOT_FOUND)
 async def update_session(
-    session_id: str, body: SessionUpdate, principal: CurrentPrincipal, services: ServicesDep
+    session_id: str, body: SessionUpdate, principal: CurrentPrincipal, chat: ChatDep
 ) -> SessionRead:
     """Rename, or change the model or system prompt for the next turns."""
-    return await services.chat.update_session(principal.user.id, session_id, body)
+    return await chat.update_session(principal.user.id, session_id, body)
 
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_session(session_id: str, principal: CurrentPrincipal, services: ServicesDep) -> Response:
+async def delete_session(session_id: str, principal: CurrentPrincipal, chat: ChatDep) -> Response:
     """Delete the session and its messages; its usage metrics stay."""
-    await services.chat.delete_session(principal.user.id, session_id)
+    await chat.delete_session(principal.user.id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_ui.deps import RequireScope, ServicesDep, api_router
+from agent_ui.deps import CurrentPrincipal, RequireScope, ServicesDep, api_router
 from agent_ui.errors import ErrorEnvelope
 from services.agent_config import AgentConfig
 from services.auth import Scope
@@ -13,6 +13,6 @@ router = api_router(
 
 
 @router.get("")
-async def get_config(services: ServicesDep) -> AgentConfig:
-    """Models, the default model, tool groups, capabilities and limits."""
-    return services.agent_config.describe()
+async def get_config(principal: CurrentPrincipal, services: ServicesDep) -> AgentConfig:
+    """Models, the default model, the tool groups and tools your key may use, capabilities and limits."""
+    return await services.agent_config.describe(principal)

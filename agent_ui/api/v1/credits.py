@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, status
+from fastapi import Query, status
 
-from agent_ui.deps import CurrentPrincipal, PageDep, RequireAdmin, RequireScope, ServicesDep, api_router
+from agent_ui.deps import AdminPrincipal, CurrentPrincipal, PageDep, RequireScope, ServicesDep, api_router
 from agent_ui.errors import ErrorEnvelope
 from services.auth import Scope
+from services.chat import ChatService
 from services.chat.schemas import SessionUsage
 from services.credits import Balance, GrantRequest, LedgerEntryRead
 from services.credits.schemas import DailySpend
@@ -31,12 +32,12 @@ async def get_balance(principal: CurrentPrincipal, services: ServicesDep) -> Bal
 @router.get("/usage")
 async def list_usage(principal: CurrentPrincipal, services: ServicesDep, page: PageDep) -> Page[SessionUsage]:
     """Credits and tokens used per chat session (deleted sessions included), most recent first."""
-    return await services.chat.usage_page(principal.user.id, limit=page.limit, cursor=page.cursor)
+    return await services.get(ChatService).usage_page(principal.user.id, limit=page.limit, cursor=page.cursor)
 
 
 @router.get("/usage/{session_id}", responses={404: {"model": ErrorEnvelope}})
 async def session_usage(session_id: str, principal: CurrentPrincipal, services: ServicesDep) -> SessionUsage:
-    return await services.chat.usage(principal.user.id, session_id)
+    return await services.get(ChatService).usage(principal.user.id, session_id)
 
 
 @router.get("/history")
@@ -53,12 +54,7 @@ async def spend_by_day(
     return await services.credits.spend_by_day(principal.user.id, days=days)
 
 
-@router.post(
-    "/grant",
-    status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(RequireAdmin())],
-    responses={404: {"model": ErrorEnvelope}},
-)
-async def grant(body: GrantRequest, services: ServicesDep) -> LedgerEntryRead:
+@router.post("/grant", status_code=status.HTTP_201_CREATED, responses={404: {"model": ErrorEnvelope}})
+async def grant(body: GrantRequest, principal: AdminPrincipal, services: ServicesDep) -> LedgerEntryRead:
     """Admin: add credits to a user, by `user_id` or `email`."""
-    return await services.credits.grant(body)
+    return await services.credits.grant(principal, body)

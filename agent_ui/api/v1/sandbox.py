@@ -39,9 +39,10 @@ NOT_FOUND = {404: {"model": ErrorEnvelope}}
 
 
 def sandboxes(services: Services) -> SandboxService:
-    if services.sandboxes is None:
+    found = services.find(SandboxService)
+    if found is None:
         raise UpstreamUnavailableError("sandboxes are disabled on this instance", code="sandboxes_disabled")
-    return services.sandboxes
+    return found
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={429: {"model": ErrorEnvelope}})

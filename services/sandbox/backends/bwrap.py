@@ -59,7 +59,7 @@ def ensure_rootfs(cache_dir: Path) -> Path:
         partial.mkdir()
         tar_path = cache_dir / ".rootfs.tar"
         with tar_path.open("wb") as handle:
-            build_rootfs(handle)  # type: ignore[arg-type]
+            build_rootfs(handle)
         with tarfile.open(tar_path) as tar:
             tar.extractall(partial, filter="tar")
         tar_path.unlink()
@@ -73,10 +73,11 @@ def ensure_rootfs(cache_dir: Path) -> Path:
 class LocalSandboxBackend:
     kind = "local"
 
-    def __init__(self, *, root: Path, cache_dir: Path, instance: str) -> None:
+    def __init__(self, *, root: Path, cache_dir: Path, instance: str, owner: str) -> None:
         self._root = root
         self._cache_dir = cache_dir
         self._instance = instance
+        self._owner = owner
         self._rootfs: Path | None = None
         self._bwrap = shutil.which("bwrap")
         self._setpriv = shutil.which("setpriv")
@@ -117,7 +118,8 @@ class LocalSandboxBackend:
                 directory.chmod(0o755)
             (base / "workspace").mkdir()
             self._own(base / "workspace")
-            meta = {"instance": self._instance, "sandbox_id": spec.sandbox_id, "user_id": spec.user_id,
+            meta = {"instance": self._instance, "owner": self._owner, "sandbox_id": spec.sandbox_id,
+                    "user_id": spec.user_id,
                     "env": spec.env, "memory_mb": spec.limits.memory_mb, "pids": spec.limits.pids,
                     "cpu": spec.limits.cpu}  # fmt: skip
             (base / "meta.json").write_text(json.dumps(meta))
@@ -342,7 +344,8 @@ class LocalSandboxBackend:
                 with contextlib.suppress(ValueError, OSError):
                     meta = json.loads(meta_path.read_text())
                     if meta.get("instance") == self._instance:
-                        found.append(LabelledSandbox(meta_path.parent.name, meta["sandbox_id"], meta["user_id"]))
+                        found.append(LabelledSandbox(meta_path.parent.name, meta["sandbox_id"], meta["user_id"],
+                                                     meta.get("owner", "")))
             return found
 
         return await asyncio.to_thread(listing)

@@ -31,6 +31,40 @@ from services.sandbox.image import SANDBOX_UID
 T = TypeVar("T")
 # The value is the instance's id: instances sharing an engine never touch each other's sandboxes.
 LABEL_APP = "agent-ui.sandbox"
+LABEL_OWNER = "agent-ui.owner"
+# Kills an exec's wrapper and every process it started (the tree under the pid the wrapper wrote down).
+KILL_TREE = (
+    "import os, signal, sys, time\n"
+    "path = '/tmp/.agent-ui-exec-' + sys.argv[1]\n"
+    "for _ in range(50):\n"
+    "    try:\n"
+    "        root = int(open(path).read()); break\n"
+    "    except (OSError, ValueError):\n"
+    "        time.sleep(0.02)\n"
+    "else:\n"
+    "    sys.exit(0)\n"
+    "children = {}\n"
+    "for name in os.listdir('/proc'):\n"
+    "    if not name.isdigit():\n"
+    "        continue\n"
+    "    try:\n"
+    "        ppid = int(open('/proc/%s/stat' % name).read().rsplit(')', 1)[1].split()[1])\n"
+    "    except (OSError, ValueError, IndexError):\n"
+    "        continue\n"
+    "    children.setdefault(ppid, []).append(int(name))\n"
+    "todo, doomed = [root], []\n"
+    "while todo:\n"
+    "    pid = todo.pop(); doomed.append(pid); todo += children.get(pid, [])\n"
+    "for pid in doomed:\n"
+    "    try:\n"
+    "        os.kill(pid, signal.SIGKILL)\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "try:\n"
+    "    os.unlink(path)\n"
+    "except OSError:\n"
+    "    pass\n"
+)
 LIST_DIR = (
     "import json, os, sys\n"
     "out = []\n"
@@ -45,9 +79,12 @@ LIST_DIR = (
 class DockerSandboxBackend:
     kind = "docker"
 
-    def __init__(self, *, docker_host: str | None, instance: str) -> None:
+    def __init__(self, *, docker_host: str | None, instance: str, owner: str) -> None:
+        """``instance`` labels this deployment's sandboxes (apart from others sharing the engine); ``owner`` is
+        the process that starts them, so that another instance recovers them only once that process is gone."""
         self._docker_host = docker_host
         self._instance = instance
+        self._owner = owner
         self._client: Any = None
 
     @property
@@ -88,7 +125,8 @@ class DockerSandboxBackend:
         return await self._call(lambda: self._docker().version()["Version"])
 
     async def create(self, spec: SandboxSpec) -> str:
-        labels = {LABEL_APP: self._instance, "agent-ui.sandbox-id": spec.sandbox_id, "agent-ui.user-id": spec.user_id}
+        labels = {LABEL_APP: self._instance, LABEL_OWNER: self._owner, "agent-ui.sandbox-id": spec.sandbox_id,
+                  "agent-ui.user-id": spec.user_id}  # fmt: skip
 
         def create() -> str:
             client = self._docker()
@@ -120,13 +158,15 @@ class DockerSandboxBackend:
 
         return await self._call(create)
 
-    def _exec_command(self, command: str, timeout_s: float, nonce: str) -> list[str]:
+    def _exec_command(self, command: str, timeout_s: float, nonce: str, tag: str) -> list[str]:
         """exec has no timeout of its own: busybox `timeout` kills the command (exit 137) when it runs over.
         After it, the same exec reports the workspace's size on stderr behind ``nonce`` (see DiskTrailer):
-        the disk quota check costs no second exec."""
-        script = ('timeout -s KILL "$1" sh -c "$2"; rc=$?; '
+        the disk quota check costs no second exec. The wrapper writes its pid under ``tag`` so that a stopped
+        exec can be killed (the engine cannot kill an exec)."""
+        script = ('echo $$ > "/tmp/.agent-ui-exec-$4"; timeout -s KILL "$1" sh -c "$2"; rc=$?; '
+                  'rm -f "/tmp/.agent-ui-exec-$4"; '
                   f'printf "\\n%s %s\\n" "$3" "$(du -sk {WORKSPACE} | cut -f1)" >&2; exit $rc')  # fmt: skip
-        return ["sh", "-c", script, "agent-ui-exec", str(max(1, math.ceil(timeout_s))), command, nonce]
+        return ["sh", "-c", script, "agent-ui-exec", str(max(1, math.ceil(timeout_s))), command, nonce, tag]
 
     async def exec_stream(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
@@ -134,14 +174,16 @@ class DockerSandboxBackend:
         chunks: queue.Queue[tuple[str, bytes] | ExecResult | BaseException] = queue.Queue()
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
+        tag = secrets.token_hex(8)
 
         def run() -> None:
             started = time.monotonic()
             try:
                 api = self._docker().api
                 trailer = DiskTrailer()
-                exec_id = api.exec_create(ref, self._exec_command(command, timeout_s, trailer.nonce), workdir=workdir,
-                                          environment=env, user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]  # fmt: skip
+                exec_id = api.exec_create(ref, self._exec_command(command, timeout_s, trailer.nonce, tag),
+                                          workdir=workdir, environment=env,
+                                          user=f"{SANDBOX_UID}:{SANDBOX_UID}")["Id"]  # fmt: skip
                 kept = {"stdout": 0, "stderr": 0}
                 truncated = False
                 out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
@@ -180,17 +222,25 @@ class DockerSandboxBackend:
 
         thread = threading.Thread(target=run, name=f"exec-{ref[:12]}", daemon=True)
         thread.start()
-        while True:
-            await ready.wait()
-            ready.clear()
-            while not chunks.empty():
-                item = chunks.get_nowait()
-                if isinstance(item, BaseException):
-                    await self._call(_raise, item)  # the same error mapping as every other call
-                if isinstance(item, ExecResult):
-                    yield item
-                    return
-                yield OutputChunk(item[0], item[1].decode(errors="replace"))  # type: ignore[arg-type]
+        ended = False
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                while not chunks.empty():
+                    item = chunks.get_nowait()
+                    if isinstance(item, BaseException):
+                        ended = True
+                        await self._call(_raise, item)  # the same error mapping as every other call
+                    if isinstance(item, ExecResult):
+                        ended = True
+                        yield item
+                        return
+                    yield OutputChunk(item[0], item[1].decode(errors="replace"))  # type: ignore[index, arg-type]
+        finally:
+            if not ended:  # the reader left or the run was stopped: the command must not run on
+                with contextlib.suppress(Exception):
+                    await self._sh(ref, "python3", "-c", KILL_TREE, tag)
 
     async def _sh(self, ref: str, *argv: str) -> tuple[int, str, str]:
         def run() -> tuple[int, str, str]:
@@ -270,18 +320,10 @@ class DockerSandboxBackend:
     async def list_labelled(self) -> list[LabelledSandbox]:
         def listing() -> list[LabelledSandbox]:
             containers = self._docker().containers.list(all=True, filters={"label": f"{LABEL_APP}={self._instance}"})
-            return [LabelledSandbox(c.id, c.labels.get("agent-ui.sandbox-id", ""), c.labels.get("agent-ui.user-id", ""))
-                    for c in containers]  # fmt: skip
+            return [LabelledSandbox(c.id, c.labels.get("agent-ui.sandbox-id", ""), c.labels.get("agent-ui.user-id", ""),
+                                    c.labels.get(LABEL_OWNER, "")) for c in containers]  # fmt: skip
 
         return await self._call(listing)
-
-    async def remove_orphan_volumes(self, keep: set[str]) -> None:
-        def prune() -> None:
-            for volume in self._docker().volumes.list(filters={"label": f"{LABEL_APP}={self._instance}"}):
-                if volume.name not in keep:
-                    volume.remove(force=True)
-
-        await self._call(prune)
 
 
 class DiskTrailer:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,8 +15,8 @@ from services.auth.repository import delete_sessions_of
 from services.auth.schemas import RegisterRequest, UserAdminUpdate
 from services.auth.tokens import TokenDigester
 from services.db import Database
-from services.errors import AuthenticationError
-from services.settings import AuthSettings, DatabaseSettings
+from services.errors import AuthenticationError, PermissionDeniedError
+from services.settings import AuthSettings
 
 
 class FakeClock:
@@ -27,14 +27,6 @@ class FakeClock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, DatabaseSettings())
-    await database.start()
-    yield database
-    await database.stop()
 
 
 def make_service(
@@ -150,3 +142,19 @@ async def test_closed_registration_admits_only_the_first_user(db: Database) -> N
     with pytest.raises(Exception) as refused:
         await service.register(RegisterRequest(email="b@example.com", password="password-123"))
     assert getattr(refused.value, "code", None) == "registration_closed"
+
+
+async def test_admin_methods_check_the_callers_role_and_scope_themselves(db: Database) -> None:
+    service = make_service(db, FakeClock(), PrincipalCache(0), session_ttl_hours=1)
+    admin = await service.register(RegisterRequest(email="a@example.com", password="password-123"))
+    user = await service.register(RegisterRequest(email="b@example.com", password="password-123"))
+    as_user = await service.authenticate(await service.start_session(user.id))
+    as_admin = await service.authenticate(await service.start_session(admin.id))
+    admin_key_without_admin_scope = replace(as_admin, scopes=["credits"])
+    for caller in (as_user, admin_key_without_admin_scope):
+        with pytest.raises(PermissionDeniedError):
+            await service.update_user(caller, admin.id, UserAdminUpdate(disabled=True))
+        with pytest.raises(PermissionDeniedError):
+            await service.list_users(caller, limit=10, cursor=None)
+    assert (await service.get_user(admin.id)).is_disabled is False
+    assert len((await service.list_users(as_admin, limit=10, cursor=None)).items) == 2

@@ -3,47 +3,54 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
-from services.auth import AuthService
-from services.auth.cache import PrincipalCache
-from services.auth.schemas import RegisterRequest
-from services.auth.tokens import TokenDigester
+from services.auth.models import Role
 from services.credits import CreditService, GrantRequest
 from services.db import Database
-from services.errors import InsufficientCreditsError
-from services.settings import AuthSettings, CreditsSettings, DatabaseSettings
+from services.errors import InsufficientCreditsError, PermissionDeniedError
+from services.instances import LiveInstances
+from services.settings import CreditsSettings, DatabaseSettings
+from tests.factories import principal, register
 
 CREDIT = 1_000_000
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, DatabaseSettings(pool_size=20))
-    await database.start()
-    yield database
-    await database.stop()
+def db_settings() -> DatabaseSettings:
+    return DatabaseSettings(pool_size=20)  # fifty concurrent charges
+
+
+ADMIN = principal("usr_admin", role=Role.ADMIN)
+
+
+def service(db: Database, signup_grant: float = 0, owner: str = "ins_here") -> CreditService:
+    return CreditService(db=db, settings=CreditsSettings(signup_grant=signup_grant), owner=owner)
 
 
 async def user_with(db: Database, credits: CreditService, amount: str, email: str = "a@example.com") -> str:
-    auth = AuthService(
-        db=db,
-        digester=TokenDigester(b"k" * 32),
-        principals=PrincipalCache(0),
-        settings=AuthSettings(),
-        on_register=credits.open_account,
-    )
-    user = await auth.register(RegisterRequest(email=email, password="password-123"))
+    user = await register(db, email, on_register=credits.open_account)
     if Decimal(amount) > 0:
-        await credits.grant(GrantRequest(user_id=user.id, amount=Decimal(amount), reason="test"))
+        await credits.grant(ADMIN, GrantRequest(user_id=user.id, amount=Decimal(amount), reason="test"))
     return user.id
 
 
+async def test_only_an_admin_with_the_admin_scope_grants(db: Database) -> None:
+    credits = service(db)
+    user = await user_with(db, credits, "0")
+    request = GrantRequest(user_id=user, amount=Decimal(5))
+    for caller in (principal(user), principal("usr_admin", role=Role.ADMIN, scopes=["credits"])):
+        with pytest.raises(PermissionDeniedError):
+            await credits.grant(caller, request)
+    assert (await credits.balance(user)).balance == 0
+    await credits.grant(principal("usr_admin", role=Role.ADMIN, scopes=["admin"]), request)
+    assert (await credits.balance(user)).balance == 5
+
+
 async def test_the_signup_grant_is_in_the_ledger(db: Database) -> None:
-    credits = CreditService(db=db, settings=CreditsSettings(signup_grant=5))
+    credits = service(db, 5)
     user = await user_with(db, credits, "0")
     assert (await credits.balance(user)).balance == Decimal("5")
     history = await credits.history(user, limit=10, cursor=None)
@@ -53,7 +60,7 @@ async def test_the_signup_grant_is_in_the_ledger(db: Database) -> None:
 
 
 async def test_fifty_concurrent_charges_against_thirty_credits_make_exactly_thirty(db: Database) -> None:
-    credits = CreditService(db=db, settings=CreditsSettings(signup_grant=0))
+    credits = service(db)
     user = await user_with(db, credits, "30")
 
     async def charge(index: int) -> bool:
@@ -74,7 +81,7 @@ async def test_fifty_concurrent_charges_against_thirty_credits_make_exactly_thir
 
 
 async def test_a_charge_is_idempotent_by_key(db: Database) -> None:
-    credits = CreditService(db=db, settings=CreditsSettings(signup_grant=0))
+    credits = service(db)
     user = await user_with(db, credits, "3")
     first = await credits.charge(user, CREDIT, idempotency_key="job-1")
     again = await credits.charge(user, CREDIT, idempotency_key="job-1")
@@ -82,39 +89,40 @@ async def test_a_charge_is_idempotent_by_key(db: Database) -> None:
 
 
 async def test_holds_reserve_and_settle_without_going_negative(db: Database) -> None:
-    credits = CreditService(db=db, settings=CreditsSettings(signup_grant=0))
+    credits = service(db)
     user = await user_with(db, credits, "2")
-    hold, amount = await credits.hold_up_to(user, at_most=5 * CREDIT, at_least=CREDIT, cause_type="run", cause_id="r1")
-    assert amount == 2 * CREDIT  # lowered to what is available
+    hold = await credits.hold(user, at_most=5 * CREDIT, at_least=CREDIT, cause_type="run", cause_id="r1")
+    assert hold.amount_micro == 2 * CREDIT  # lowered to what is available
     balance = await credits.balance(user)
     assert (balance.balance, balance.held, balance.available) == (2, 2, 0)
     with pytest.raises(InsufficientCreditsError):
         await credits.charge(user, 1)  # what is held is not available
     with pytest.raises(InsufficientCreditsError):
-        await credits.hold_up_to(user, at_most=CREDIT, at_least=1, cause_type="run", cause_id="r2")
-    async with db.transaction() as session:
-        charged, after = await credits.settle_in(session, hold, user, CREDIT // 2, cause_type="run", cause_id="r1")
-    assert (charged, after) == (CREDIT // 2, 3 * CREDIT // 2)
+        await credits.hold(user, at_most=CREDIT, at_least=1, cause_type="run", cause_id="r2")
+    async with db.transaction() as session:  # in the caller's transaction, as a sandbox settles its minutes
+        settled = await credits.settle(hold, CREDIT // 2, session=session)
+    assert (settled.charged_micro, settled.balance_micro) == (CREDIT // 2, 3 * CREDIT // 2)
     balance = await credits.balance(user)
     assert (balance.balance, balance.held) == (Decimal("1.5"), 0)
     assert await credits.ledger_sum(user) == 3 * CREDIT // 2
 
 
-async def test_holds_of_a_dead_process_are_released_at_start(db: Database) -> None:
-    before = CreditService(db=db, settings=CreditsSettings(signup_grant=0))
-    user = await user_with(db, before, "4")
-    await before.hold_up_to(user, at_most=3 * CREDIT, at_least=1, cause_type="run", cause_id="killed")
-    assert (await before.balance(user)).held == 3
-    # The process is killed; a new one starts on the same database.
-    after = CreditService(db=db, settings=CreditsSettings(signup_grant=0))
-    await after.start()
-    balance = await after.balance(user)
-    assert (balance.balance, balance.held, balance.available) == (4, 0, 4)
-    await after.stop()
+async def test_holds_of_an_instance_that_is_gone_are_released_and_a_live_ones_kept(db: Database) -> None:
+    dead, alive = service(db, owner="ins_dead"), service(db, owner="ins_alive")
+    user = await user_with(db, dead, "4")
+    await dead.hold(user, at_most=3 * CREDIT, cause_type="run", cause_id="killed")
+    kept = await alive.hold(user, at_most=CREDIT // 2, cause_type="run", cause_id="running")
+    assert (await dead.balance(user)).held == Decimal("3.5")
+    # ins_dead is gone (its lease ran out); ins_alive still holds its lease.
+    assert await alive.release_orphaned(LiveInstances(frozenset({"ins_alive"}))) == 1
+    balance = await alive.balance(user)
+    assert (balance.balance, balance.held, balance.available) == (4, Decimal("0.5"), Decimal("3.5"))
+    await alive.release(kept)
+    assert (await alive.balance(user)).held == 0
 
 
 async def test_daily_spend_adds_up_the_charges(db: Database) -> None:
-    credits = CreditService(db=db, settings=CreditsSettings(signup_grant=0))
+    credits = service(db)
     user = await user_with(db, credits, "10")
     await credits.charge(user, 2 * CREDIT)
     await credits.charge(user, CREDIT // 4)

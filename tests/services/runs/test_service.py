@@ -1,4 +1,5 @@
-"""Runs against a real database: batched persistence, replay, stop, crash recovery."""
+"""Runs against a real database: batched persistence, replay, a bounded live window, stop, progress throttling,
+supervision, scopes by kind, and recovery of the runs of instances that are gone."""
 
 from __future__ import annotations
 
@@ -6,28 +7,30 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlmodel import func, select
 
-from services.auth import AuthService
-from services.auth.cache import PrincipalCache
-from services.auth.schemas import RegisterRequest
-from services.auth.tokens import TokenDigester
+from services.auth.scopes import Scope
 from services.db import Database
-from services.errors import ConflictError, NotFoundError
-from services.runs import RunService, RunStatus
-from services.settings import AuthSettings, DatabaseSettings
+from services.errors import ConflictError, NotFoundError, PermissionDeniedError
+from services.instances import LiveInstances
+from services.runs import RunHandle, RunKind, RunService, RunStatus
+from services.runs.models import RunEventBatch
+from services.settings import RunSettings
+from tests.factories import principal, register
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, DatabaseSettings())
-    await database.start()
-    yield database
-    await database.stop()
+def service(db: Database, owner: str = "ins_here", **settings: float) -> RunService:
+    runs = RunService(db=db, owner=owner, settings=RunSettings(**settings), flush_interval_s=0.01)  # type: ignore[arg-type]
+    runs.register_kind(RunKind("chat", Scope.CHAT))
+    runs.register_kind(RunKind("podcast", Scope.GENERATION))
+    return runs
 
 
-async def new_user(db: Database, email: str = "a@example.com") -> str:
-    auth = AuthService(db=db, digester=TokenDigester(b"k" * 32), principals=PrincipalCache(0), settings=AuthSettings())
-    return (await auth.register(RegisterRequest(email=email, password="password-123"))).id
+async def started(runs: RunService, db: Database, user: str, kind: str = "chat") -> RunHandle:
+    run = runs.new_run(user_id=user, kind=kind)
+    async with db.transaction() as session:
+        session.add(run)
+    return runs.open(run)
 
 
 async def collect(batches: AsyncIterator[list]) -> list:  # type: ignore[type-arg]
@@ -35,13 +38,10 @@ async def collect(batches: AsyncIterator[list]) -> list:  # type: ignore[type-ar
 
 
 async def test_events_are_persisted_in_batches_and_replayed_in_order(db: Database) -> None:
-    user = await new_user(db)
-    runs = RunService(db=db, flush_interval_s=0.01)
+    user = principal((await register(db)).id)
+    runs = service(db)
     await runs.start()
-    run = runs.new_run(user_id=user, kind="chat")
-    async with db.transaction() as session:
-        session.add(run)
-    handle = runs.open(run)
+    handle = await started(runs, db, user.user.id)
     for index in range(250):
         handle.emit("content.delta", {"text": f"{index} "})
         if index % 50 == 0:
@@ -50,61 +50,157 @@ async def test_events_are_persisted_in_batches_and_replayed_in_order(db: Databas
     await handle.finish(RunStatus.DONE)
     await runs.stop()
 
-    events = await collect(await runs.follow(user, run.id))
+    events = await collect(await runs.follow(user, handle.run_id))
     assert [e.id for e in events] == list(range(1, 252))
     assert "".join(e.data["text"] for e in events[:-1]) == "".join(f"{i} " for i in range(250))
-    tail = await collect(await runs.follow(user, run.id, after=245))
+    tail = await collect(await runs.follow(user, handle.run_id, after=245))
     assert [e.id for e in tail] == list(range(246, 252))
     async with db.transaction(readonly=True) as session:
-        from sqlmodel import func, select
-
-        from services.runs.models import RunEventBatch
-
         batches = (await session.exec(select(func.count()).select_from(RunEventBatch))).one()
     assert 1 < batches < 250  # batched, not one row per event
-    assert (await runs.get(user, run.id)).status == RunStatus.DONE
+    assert (await runs.get(user, handle.run_id)).status == RunStatus.DONE
+
+
+async def test_a_live_run_keeps_a_bounded_window_and_older_events_replay_from_the_database(db: Database) -> None:
+    user = principal((await register(db)).id)
+    runs = service(db, live_event_window=16)
+    await runs.start()
+    handle = await started(runs, db, user.user.id)
+    for index in range(200):
+        handle.emit("content.delta", {"text": str(index)})
+    await handle.flush()
+    live = runs.bus.get(handle.run_id)
+    assert live is not None and len(live.events) <= 16 and live.base >= 184  # the rest left memory
+    reader = asyncio.ensure_future(collect(await runs.follow(user, handle.run_id, after=3)))
+    await asyncio.sleep(0.05)
+    handle.emit("done", {"finish_reason": "stop"})
+    await handle.finish(RunStatus.DONE)
+    events = await reader
+    assert [e.id for e in events] == list(range(4, 202))
+    assert [e.data.get("text") for e in events[:3]] == ["3", "4", "5"]
+    await runs.stop()
 
 
 async def test_a_live_reader_gets_the_backlog_then_the_tail_and_stop_is_signalled(db: Database) -> None:
-    user, other = await new_user(db), await new_user(db, "b@example.com")
-    runs = RunService(db=db)
+    user = principal((await register(db)).id)
+    other = principal((await register(db, "b@example.com")).id)
+    runs = service(db)
     await runs.start()
-    run = runs.new_run(user_id=user, kind="chat")
-    async with db.transaction() as session:
-        session.add(run)
-    handle = runs.open(run)
-    handle.emit("run", {"run_id": run.id})
-    reader = asyncio.ensure_future(collect(await runs.follow(user, run.id)))
+    handle = await started(runs, db, user.user.id)
+    handle.emit("run", {"run_id": handle.run_id})
+    reader = asyncio.ensure_future(collect(await runs.follow(user, handle.run_id)))
     await asyncio.sleep(0.01)
     with pytest.raises(NotFoundError):
-        await runs.request_stop(other, run.id)
-    await runs.request_stop(user, run.id)
-    assert handle.stop_requested
+        await runs.request_stop(other, handle.run_id)
+    await runs.request_stop(user, handle.run_id)
+    assert handle.stop_requested and handle.stop_signal.is_set()
     handle.emit("done", {"finish_reason": "cancelled"})
     await handle.finish(RunStatus.CANCELLED)
     assert [e.type for e in await reader] == ["run", "done"]
     with pytest.raises(ConflictError):
-        await runs.request_stop(user, run.id)
+        await runs.request_stop(user, handle.run_id)
     await runs.stop()
 
 
-async def test_runs_left_running_by_a_crash_are_interrupted_at_start(db: Database) -> None:
-    user = await new_user(db)
-    crashed = RunService(db=db, flush_interval_s=0.01)
+async def test_runs_are_read_and_stopped_with_the_scope_of_their_kind(db: Database) -> None:
+    user_id = (await register(db)).id
+    runs = service(db)
+    await runs.start()
+    podcast = await started(runs, db, user_id, kind="podcast")
+    chat_key = principal(user_id, scopes=["chat"])
+    for call in (runs.get(chat_key, podcast.run_id), runs.request_stop(chat_key, podcast.run_id)):
+        with pytest.raises(PermissionDeniedError):
+            await call
+    assert not podcast.stop_requested
+    generation_key = principal(user_id, scopes=["generation"])
+    assert (await runs.get(generation_key, podcast.run_id)).kind == "podcast"
+    with pytest.raises(NotFoundError):  # a kind outside what the endpoint serves reads as missing
+        await runs.get(generation_key, podcast.run_id, kinds={"chat"})
+    await runs.request_stop(generation_key, podcast.run_id)
+    assert podcast.stop_requested
+    await podcast.finish(RunStatus.CANCELLED)
+    await runs.stop()
+
+
+async def test_progress_is_throttled_in_order_and_the_last_report_is_always_sent(db: Database) -> None:
+    user = principal((await register(db)).id)
+    runs = service(db, progress_per_second=10)
+    await runs.start()
+    handle = await started(runs, db, user.user.id, kind="podcast")
+    for done in range(1, 501):
+        handle.progress("lines", done, 500)
+        if done % 50 == 0:
+            await asyncio.sleep(0.05)
+    await handle.finish(RunStatus.DONE)
+    progress = [e.data for e in await collect(await runs.follow(user, handle.run_id)) if e.type == "progress"]
+    assert 3 <= len(progress) <= 12  # 500 reports over ~0.5 s: about one every 100 ms, not 500
+    done = [p["done"] for p in progress]
+    assert done == sorted(done) and done[-1] == 500 and progress[-1]["total"] == 500
+    run = await runs.get(user, handle.run_id)
+    assert run.progress == {"stage": "lines", "done": 500, "total": 500, "message": None}
+    await runs.stop()
+
+
+async def test_supervised_work_that_fails_or_forgets_to_finish_closes_its_run(db: Database) -> None:
+    user = principal((await register(db)).id)
+    runs = service(db)
+    await runs.start()
+
+    async def broken(handle: RunHandle) -> None:
+        raise RuntimeError("boom")
+
+    handle = await started(runs, db, user.user.id)
+    runs.launch(handle, broken)
+    await runs.wait(handle.run_id, timeout_s=5)
+    run = await runs.get(user, handle.run_id)
+    assert run.status == RunStatus.FAILED and run.error_code == "internal"
+    assert [e.type for e in await collect(await runs.follow(user, handle.run_id))] == ["error"]
+    await runs.stop()
+
+
+async def test_shutdown_stops_supervised_runs_and_waits_for_them_to_save(db: Database) -> None:
+    user = principal((await register(db)).id)
+    runs = service(db, stop_grace_s=5)
+    await runs.start()
+
+    async def answer(handle: RunHandle) -> None:
+        handle.emit("content.delta", {"text": "partial"})
+        await handle.wait_stop()
+        handle.emit("done", {"finish_reason": "cancelled"})
+        await handle.finish(RunStatus.CANCELLED)
+
+    handle = await started(runs, db, user.user.id)
+    runs.launch(handle, answer)
+    await asyncio.sleep(0.01)
+    await runs.stop()
+    assert (await runs.get(user, handle.run_id)).status == RunStatus.CANCELLED
+
+
+async def test_only_the_runs_of_instances_that_are_gone_are_recovered(db: Database) -> None:
+    user = principal((await register(db)).id)
+    crashed, alive = service(db, owner="ins_crashed"), service(db, owner="ins_alive")
     await crashed.start()
-    run = crashed.new_run(user_id=user, kind="chat")
-    async with db.transaction() as session:
-        session.add(run)
-    handle = crashed.open(run)
-    handle.emit("run", {"run_id": run.id})
-    handle.emit("content.delta", {"text": "half an ans"})
-    await handle.flush()
-    # The process dies here: no finish. A new process starts on the same database.
-    restarted = RunService(db=db)
-    await restarted.start()
-    recovered = await restarted.get(user, run.id)
-    assert recovered.status == RunStatus.INTERRUPTED
-    events = await collect(await restarted.follow(user, run.id))
+    lost = await started(crashed, db, user.user.id)
+    lost.emit("run", {"run_id": lost.run_id})
+    lost.emit("content.delta", {"text": "half an ans"})
+    await lost.flush()
+    running = await started(alive, db, user.user.id)
+    running.emit("run", {"run_id": running.run_id})
+    # ins_crashed dies here (no finish, no clean stop); ins_alive holds its lease.
+    interrupted: list[str] = []
+
+    async def tidy(runs: list) -> None:  # type: ignore[type-arg]
+        interrupted.extend(run.id for run in runs)
+
+    recovering = RunService(db=db, owner="ins_alive")
+    recovering.register_kind(RunKind("chat", Scope.CHAT, on_interrupted=tidy))
+    recovered = await recovering.recover(LiveInstances(frozenset({"ins_alive"})))
+    assert [run.id for run in recovered] == [lost.run_id] and interrupted == [lost.run_id]
+    assert (await recovering.get(user, lost.run_id)).status == RunStatus.INTERRUPTED
+    assert (await recovering.get(user, running.run_id)).status == RunStatus.RUNNING
+    events = await collect(await recovering.follow(user, lost.run_id))
     assert [e.type for e in events] == ["run", "content.delta", "error"]
     assert events[-1].data["code"] == "interrupted" and events[-1].id == 3
-    await restarted.stop()
+    assert await recovering.recover(LiveInstances(frozenset({"ins_alive"}))) == []
+    await running.finish(RunStatus.DONE)
+    await alive.stop()

@@ -21,9 +21,11 @@ LIMITS = Limits(cpu=1.0, memory_mb=128, pids=64, disk_mb=64)
 async def backend(request: pytest.FixtureRequest) -> SandboxBackend:
     instance = "tests-" + uuid.uuid4().hex[:6]
     if request.param == "docker":
-        return DockerSandboxBackend(docker_host=request.getfixturevalue("docker_engine"), instance=instance)
+        return DockerSandboxBackend(docker_host=request.getfixturevalue("docker_engine"), instance=instance,
+                                    owner="ins_tests")  # fmt: skip
     return LocalSandboxBackend(root=Path("/var/lib/agent-ui-sandbox/test-workspaces"),
-                               cache_dir=Path("/var/lib/agent-ui-sandbox"), instance=instance)  # fmt: skip
+                               cache_dir=Path("/var/lib/agent-ui-sandbox"), instance=instance,
+                               owner="ins_tests")  # fmt: skip
 
 
 @pytest.fixture

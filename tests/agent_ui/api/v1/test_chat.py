@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.chat import ChatService
 from tests.sse import Event, parse, text_of, types
 from tests.upstream import ScriptedUpstream, Step, words
 
@@ -193,7 +194,7 @@ async def test_metrics_equal_the_sum_of_call_usage(
     second = await turn(client, account.headers, message="again", session_id=session_id)
     calls = usage(first, "call") + usage(second, "call")
     assert len(calls) == 3
-    metrics = await app.state.services.chat.usage(account.id, session_id)
+    metrics = await app.state.services.get(ChatService).usage(account.id, session_id)
     assert metrics.total_prompt_tokens == sum(c["prompt_tokens"] for c in calls)
     assert metrics.total_completion_tokens == sum(c["completion_tokens"] for c in calls)
     assert float(metrics.credits) == round(sum(c["credits"] for c in calls), 6) > 0
@@ -346,7 +347,7 @@ async def test_sessions_list_rename_search_and_delete_keeping_metrics(
         await client.patch(f"/api/v1/agent/chat/sessions/{first}", json={"model": "nope"}, headers=account.headers)
     ).status_code == 422
 
-    before = await app.state.services.chat.usage(account.id, first)
+    before = await app.state.services.get(ChatService).usage(account.id, first)
     assert (await client.delete(f"/api/v1/agent/chat/sessions/{first}", headers=account.headers)).status_code == 204
     assert (await client.get(f"/api/v1/agent/chat/sessions/{first}", headers=account.headers)).status_code == 404
-    assert await app.state.services.chat.usage(account.id, first) == before
+    assert await app.state.services.get(ChatService).usage(account.id, first) == before

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from main import create_app
+from services.sandbox import SandboxService
 from services.sandbox.base import SandboxBackend
 from services.settings import Settings
 from tests.conftest import nicegui_reset_globals
@@ -48,7 +49,7 @@ async def test_creates_take_warm_sandboxes_the_pool_refills_and_stop_destroys_it
     app: FastAPI, client: httpx.AsyncClient, make_account
 ) -> None:  # type: ignore[no-untyped-def]
     async with app.router.lifespan_context(app):
-        backend = app.state.services.sandboxes.backend
+        backend = app.state.services.get(SandboxService).backend
         handed: set[str] = set()
         pooled = await wait_for_pool(backend, 2, handed)
         detail = (await client.get("/api/v1/health")).json()["dependencies"]["docker"]["detail"]

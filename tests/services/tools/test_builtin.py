@@ -1,10 +1,12 @@
+"""The built-in calculator: arithmetic only."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from services.chat.tools import Tool, ToolGroup, evaluate
+from services.tools.builtin import evaluate
 
 
 @pytest.mark.parametrize(
@@ -31,13 +33,3 @@ def test_the_calculator_evaluates_arithmetic(expression: str, expected: float) -
 def test_the_calculator_refuses_anything_else(expression: str) -> None:
     with pytest.raises((ValueError, SyntaxError)):
         evaluate(expression)
-
-
-def test_tool_names_follow_what_model_apis_accept() -> None:
-    async def handler(arguments, context):  # type: ignore[no-untyped-def]
-        return None
-
-    with pytest.raises(ValueError):
-        Tool(name="bad name!", description="", parameters={}, group=ToolGroup.BUILTIN, handler=handler)
-    tool = Tool(name="ok_name-1", description="d", parameters={"type": "object"}, group=ToolGroup.MCP, handler=handler)
-    assert tool.source == "mcp" and tool.openai_schema()["function"]["name"] == "ok_name-1"

@@ -1,0 +1,29 @@
+"""Chat as a capability: its service, its run kind, the built-in tools."""
+
+from __future__ import annotations
+
+from services.capabilities import Capability, CapabilityInfo, Core
+from services.chat.service import ChatService
+from services.runs import RunKind
+from services.tools import BuiltinTools, ToolProvider
+
+
+class ChatCapability(Capability):
+    name = "chat"
+
+    def __init__(self, core: Core) -> None:
+        self._models = core.models
+        self.service = ChatService(db=core.db, runs=core.runs, models=core.models, calls=core.calls,
+                                   tools=core.tools, settings=core.settings.chat)  # fmt: skip
+
+    def services(self) -> list[object]:
+        return [self.service]
+
+    def info(self) -> CapabilityInfo:
+        return CapabilityInfo(enabled=bool(self._models.models()))
+
+    def run_kinds(self) -> list[RunKind]:
+        return [self.service.run_kind()]
+
+    def tool_providers(self) -> list[ToolProvider]:
+        return [BuiltinTools()]

@@ -1,0 +1,123 @@
+"""Tools the agent can call: declared from a Pydantic argument model, grouped, each group behind a scope.
+
+Tools come from providers asked per caller (``tools_for(principal)``): built-ins, the session's sandbox,
+and later RAG, the user's MCP servers and generation. A group is an open set: a provider registers the
+groups it offers with the API-key scope each needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from services.auth.schemas import Principal
+from services.auth.scopes import Scope
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class ToolGroup:
+    """A named set of tools a turn can ask for (``tools: ["sandbox"]``), allowed by one API-key scope."""
+
+    name: str
+    scope: Scope
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not GROUP_NAME.match(self.name):
+            raise ValueError(f"tool group {self.name!r} does not match {GROUP_NAME.pattern}")
+
+
+@dataclass
+class ToolContext:
+    """What a tool may know and use while it runs: who asked, in which run (and chat session), a cancel
+    signal set the moment the run is stopped, and the run's event stream."""
+
+    principal: Principal
+    run_id: str
+    session_id: str | None
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    emit: Callable[[str, dict[str, Any]], object] = lambda _type, _data: None
+
+    @property
+    def user_id(self) -> str:
+        return self.principal.user.id
+
+
+Handler = Callable[[Any, ToolContext], Awaitable[Any]]
+
+
+def _plain(schema: Any) -> Any:
+    """Pydantic's schema without generated titles and with ``X | None = None`` read as an optional ``X``:
+    shorter prompts (small local models read them), the same contract."""
+    if isinstance(schema, list):
+        return [_plain(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    options = schema.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options and "default" in schema \
+            and schema["default"] is None:
+        schema = {**next(o for o in options if o != {"type": "null"}),
+                  **{k: v for k, v in schema.items() if k not in ("anyOf", "default")}}  # fmt: skip
+    plain = {key: _plain(value) for key, value in schema.items() if key not in ("title", "properties", "$defs")}
+    for mapping in ("properties", "$defs"):  # their keys are names, which may well be "title"
+        if isinstance(schema.get(mapping), dict):
+            plain[mapping] = {name: _plain(value) for name, value in schema[mapping].items()}
+    return plain
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One tool. ``args`` is its argument model: the JSON schema the model sees and the validation of what it
+    sends both come from it (arguments that fail become a tool error the model can read and correct)."""
+
+    name: str
+    description: str
+    args: type[BaseModel]
+    group: ToolGroup
+    handler: Handler
+    source: str = ""
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not TOOL_NAME.match(self.name):
+            raise ValueError(f"tool name {self.name!r} does not match {TOOL_NAME.pattern}")
+        if not self.source:
+            object.__setattr__(self, "source", self.group.name)
+
+    @property
+    def scope(self) -> Scope:
+        return self.group.scope
+
+    @cached_property
+    def parameters(self) -> dict[str, Any]:
+        schema = _plain(self.args.model_json_schema())
+        schema.setdefault("properties", {})
+        return schema
+
+    def openai_schema(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+class ToolProvider(Protocol):
+    """A source of tools. ``groups`` is what it may offer; ``tools_for`` what it offers this caller now
+    (the catalog drops any tool whose group the caller's scopes do not allow)."""
+
+    def groups(self) -> list[ToolGroup]: ...
+
+    async def tools_for(self, principal: Principal) -> list[Tool]: ...
+
+
+class NoArguments(BaseModel):
+    model_config = {"extra": "forbid"}
