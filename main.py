@@ -16,7 +16,7 @@ from nicegui import app as ui_app
 from nicegui import helpers, ui
 from nicegui.storage import Storage
 
-from agent_ui.api.v1 import build_api_router
+from agent_ui.api.v1 import include_api
 from agent_ui.capabilities import WebCapability
 from agent_ui.capabilities import chat as chat_capability
 from agent_ui.capabilities import sandboxes as sandbox_capability
@@ -64,8 +64,9 @@ def create_app(settings: Settings | None = None, capabilities: Sequence[WebCapab
         generate_unique_id_function=_operation_id,
     )
     app.state.services = services
+    app.state.own_lifespan = lifespan  # what NiceGUI's wrapper (below) runs between its own startup and shutdown
     install_error_handlers(app)
-    app.include_router(build_api_router([router for capability in capabilities for router in capability.routers]))
+    include_api(app, [router for capability in capabilities for router in capability.routers])
     add_api_fallback(app)  # after the routers, before the UI mount takes every other path
 
     if "NICEGUI_STORAGE_PATH" not in os.environ and not helpers.is_pytest():

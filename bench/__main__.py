@@ -1,12 +1,12 @@
-"""Run every benchmark: `.venv/bin/python -m bench`."""
+"""Run every benchmark: `.venv/bin/python -m bench [--quick]`."""
 
-import asyncio
 import sys
 
 from bench import chat_stream, foundation, sandbox
 
 if __name__ == "__main__":
+    quick = "--quick" in sys.argv[1:]
     foundation.main()
-    sys.argv = sys.argv[:1]
+    sys.argv = [sys.argv[0], *(["--quick"] if quick else [])]
     chat_stream.main()
-    asyncio.run(sandbox.main())
+    sandbox.run(sys.argv[1:])

@@ -6,7 +6,8 @@ first token and the total-time ratio (median of sequential runs), 50 concurrent 
 largest stall inside a stream), server CPU per stream, 200 concurrent streams (errors, tokens
 delivered), idle RSS; then the embedded local model's time to first token and tokens/s.
 
-Run: `.venv/bin/python -m bench.chat_stream [--skip-local]`.
+Run: `.venv/bin/python -m bench.chat_stream [--skip-local] [--quick]`; `--quick` streams 100 tokens, 2 pairs,
+5 and 10 concurrent streams and skips the local model (the test suite runs it so the benchmark keeps working).
 """
 
 from __future__ import annotations
@@ -111,10 +112,22 @@ async def signed_in(url: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key.json()['api_key']}"}
 
 
-async def scripted(sequential: int) -> None:
+@dataclass(frozen=True)
+class Load:
+    tokens: int = TOKENS
+    sequential: int = 15
+    concurrent: int = 50
+    many: int = 200
+
+
+QUICK = Load(tokens=100, sequential=2, concurrent=5, many=10)
+
+
+async def scripted(load: Load) -> None:
     port = free_port()
+    tokens, sequential = load.tokens, load.sequential
     upstream_process = subprocess.Popen(
-        [sys.executable, "-m", "tests.upstream", "--port", str(port), "--tokens", str(TOKENS), "--rate", str(RATE)],
+        [sys.executable, "-m", "tests.upstream", "--port", str(port), "--tokens", str(tokens), "--rate", str(RATE)],
         cwd=Path(__file__).resolve().parents[1],
     )
     upstream = f"http://127.0.0.1:{port}/v1"
@@ -139,33 +152,33 @@ async def scripted(sequential: int) -> None:
                     app_runs.append(await through_app(http, server.url, headers))
                 added_ttft = [(a.ttft - d.ttft) * 1000 for a, d in zip(app_runs, direct_runs, strict=True)]
                 ratios = [a.total / d.total for a, d in zip(app_runs, direct_runs, strict=True)]
-                print(f"scripted upstream: {TOKENS} tokens at {RATE:.0f} tokens/s; {sequential} sequential pairs")
+                print(f"scripted upstream: {tokens} tokens at {RATE:.0f} tokens/s; {sequential} sequential pairs")
                 print(f"  direct TTFT median      {statistics.median(d.ttft for d in direct_runs) * 1000:7.2f} ms")
                 print(f"  via app TTFT median     {statistics.median(a.ttft for a in app_runs) * 1000:7.2f} ms")
                 print(f"  added TTFT median       {statistics.median(added_ttft):7.2f} ms   (target <= 5 ms)")
                 print(f"  total-time ratio median {statistics.median(ratios):7.4f}      (target <= 1.005)")
 
                 cpu_before = cpu_seconds(server.pid)
-                runs = await asyncio.gather(*(through_app(http, server.url, headers) for _ in range(50)))
+                runs = await asyncio.gather(*(through_app(http, server.url, headers) for _ in range(load.concurrent)))
                 cpu_per_stream = (cpu_seconds(server.pid) - cpu_before) / len(runs) * 1000
                 ok = [r for r in runs if r.error is None]
-                print("50 concurrent streams")
+                print(f"{load.concurrent} concurrent streams")
                 print(f"  errors {len(runs) - len(ok)}, TTFT p50 {p([r.ttft for r in ok], 0.5) * 1000:.1f} ms "
                       f"(target <= 100 ms), p95 {p([r.ttft for r in ok], 0.95) * 1000:.1f} ms")  # fmt: skip
                 print(f"  largest stall inside a stream: median {statistics.median(r.max_gap for r in ok) * 1000:.1f} ms"
                       f" (target <= 20 ms), worst {max(r.max_gap for r in ok) * 1000:.1f} ms")  # fmt: skip
                 print(
-                    f"  server CPU per 500-token stream, every event persisted: {cpu_per_stream:.1f} ms "
+                    f"  server CPU per {tokens}-token stream, every event persisted: {cpu_per_stream:.1f} ms "
                     "(target <= 60 ms)"
                 )
 
-                runs = await asyncio.gather(*(through_app(http, server.url, headers) for _ in range(200)))
+                runs = await asyncio.gather(*(through_app(http, server.url, headers) for _ in range(load.many)))
                 errors = [r.error for r in runs if r.error]
-                complete = sum(1 for r in runs if r.tokens == TOKENS)
-                print("200 concurrent streams")
-                print(f"  errors {len(errors)} {sorted(set(errors)) if errors else ''}, streams with all {TOKENS} "
-                      f"tokens: {complete}/200, wall p50 {p([r.total for r in runs if not r.error], 0.5):.2f} s "
-                      f"(ideal {TOKENS / RATE:.2f} s)")  # fmt: skip
+                complete = sum(1 for r in runs if r.tokens == tokens)
+                print(f"{load.many} concurrent streams")
+                print(f"  errors {len(errors)}{' ' + str(sorted(set(errors))) if errors else ''}, streams with all "
+                      f"{tokens} tokens: {complete}/{load.many}, wall p50 "
+                      f"{p([r.total for r in runs if not r.error], 0.5):.2f} s (ideal {tokens / RATE:.2f} s)")  # fmt: skip
             print(f"app RSS idle {idle_rss:.0f} MB (target <= 200 MB), after the load {rss_mb(server.pid):.0f} MB")
     finally:
         upstream_process.terminate()
@@ -197,9 +210,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--sequential", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="a small load, no local model: check that it runs")
     args = parser.parse_args()
-    asyncio.run(scripted(args.sequential))
-    if not args.skip_local:
+    asyncio.run(scripted(QUICK if args.quick else Load(sequential=args.sequential)))
+    if not args.skip_local and not args.quick:
         asyncio.run(local_model())
 
 

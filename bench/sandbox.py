@@ -6,11 +6,13 @@ Prints:
 - cold create → first exec → destroy (median of 20) and its ratio to the same sequence done with the SDK
   (target <= 1.2x); exec round trip of `true` vs raw `exec_run` (target <= 1.1x);
 - 20 concurrent sandboxes each running a short Python job (errors, wall time).
-Run (after `scripts/test`, which installs and starts the engine): `.venv/bin/python -m bench.sandbox`.
+Run (after `scripts/test`, which installs and starts the engine): `.venv/bin/python -m bench.sandbox`;
+`--quick` takes a few samples of each (the test suite runs it so the benchmark keeps working).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import shutil
@@ -19,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -31,7 +34,17 @@ from services.sandbox.image import IMAGE
 from services.settings import SandboxSettings
 from tests.live_server import live_server
 
-ROUNDS, EXECS = 20, 50
+
+@dataclass(frozen=True)
+class Samples:
+    first_exec: int = 30
+    cycles: int = 20
+    execs: int = 50
+    concurrent: int = 20
+    raw_runs: int = 10
+
+
+QUICK = Samples(first_exec=2, cycles=2, execs=3, concurrent=3, raw_runs=2)
 JOB = "python3 -c \"import hashlib; print(hashlib.sha256(b'x' * 10**6).hexdigest()[:8])\""
 
 
@@ -56,7 +69,7 @@ async def app_cycle(http: httpx.AsyncClient) -> float:
     return time.perf_counter() - started
 
 
-FIRST_EXEC_ROUNDS, POOL = 30, 2
+POOL = 2
 ACCOUNT = {"email": "bench@example.com", "password": "correct horse battery"}
 
 
@@ -94,8 +107,8 @@ async def first_exec(http: httpx.AsyncClient, *, warm: bool) -> tuple[float, flo
     return ended - started, ended - exec_started
 
 
-async def first_exec_figures(host: str) -> None:
-    print(f"create → first exec (`true`) through the API, median of {FIRST_EXEC_ROUNDS}:")
+async def first_exec_figures(host: str, samples: Samples) -> None:
+    print(f"create → first exec (`true`) through the API, median of {samples.first_exec}:")
     rows: list[tuple[str, dict[str, str], bool, str]] = [
         ("local cold", {"AGENT_UI_SANDBOX__BACKEND": "local"}, False, "target <= 30 ms"),
         ("local warm", {"AGENT_UI_SANDBOX__BACKEND": "local", "AGENT_UI_SANDBOX__WARM_POOL__LOCAL": str(POOL)}, True,
@@ -107,7 +120,7 @@ async def first_exec_figures(host: str) -> None:
     for name, env, warm, target in rows:
         async with signed_in_app(env) as http:
             await first_exec(http, warm=warm)  # warm-up: the local root filesystem, imports, connections
-            figures = [await first_exec(http, warm=warm) for _ in range(FIRST_EXEC_ROUNDS)]
+            figures = [await first_exec(http, warm=warm) for _ in range(samples.first_exec)]
         total = statistics.median(f[0] for f in figures) * 1000
         exec_only = statistics.median(f[1] for f in figures) * 1000
         print(f"  {name:12} {total:7.1f} ms   (of which the exec {exec_only:5.1f} ms, so create {total - exec_only:5.1f}"
@@ -116,7 +129,7 @@ async def first_exec_figures(host: str) -> None:
                             data_dir=Path(tempfile.gettempdir()))[0]
     await backend.ping()
     alone = []
-    for _ in range(FIRST_EXEC_ROUNDS):
+    for _ in range(samples.first_exec):
         spec = SandboxSpec(sandbox_id=new_id("sbx"), user_id="bench", image=IMAGE, limits=Limits(1.0, 512, 256, 512))
         started = time.perf_counter()
         ref = await backend.create(spec)
@@ -128,7 +141,7 @@ async def first_exec_figures(host: str) -> None:
     )
     cli = shutil.which("docker")
     raw = []
-    for _ in range(10):
+    for _ in range(samples.raw_runs):
         started = time.perf_counter()
         if cli:
             subprocess.run([cli, "-H", host, "run", "--rm", "--network", "none", IMAGE, "true"], check=True)
@@ -136,13 +149,13 @@ async def first_exec_figures(host: str) -> None:
             docker.DockerClient(base_url=host).containers.run(IMAGE, ["true"], remove=True, network_mode="none")
         raw.append(time.perf_counter() - started)
     how = "docker run --rm IMAGE true" if cli else "containers.run(IMAGE, 'true', remove=True) (no docker CLI)"
-    print(f"  {'raw':12} {statistics.median(raw) * 1000:7.1f} ms   ({how}, median of 10, same engine)")
+    print(f"  {'raw':12} {statistics.median(raw) * 1000:7.1f} ms   ({how}, median of {samples.raw_runs}, same engine)")
 
 
-async def main() -> None:
+async def main(samples: Samples) -> None:
     host = subprocess.run(["scripts/dockerd", "start"], capture_output=True, text=True, check=True).stdout.strip()
     client = docker.DockerClient(base_url=host)
-    await first_exec_figures(host)
+    await first_exec_figures(host, samples)
     env = {"AGENT_UI_SANDBOX__DOCKER_HOST": host, "AGENT_UI_SANDBOX__MAX_LIVE_PER_USER": "25",
            "AGENT_UI_LLM__LOCAL__ENABLED": "false", "AGENT_UI_CREDITS__SIGNUP_GRANT": "100000"}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp, live_server(Path(tmp) / "data", extra_env=env) as server:
@@ -153,10 +166,10 @@ async def main() -> None:
             direct_cycle(client)
             await app_cycle(http)  # warm-up
             direct, via_app = [], []
-            for _ in range(ROUNDS):
+            for _ in range(samples.cycles):
                 direct.append(direct_cycle(client))
                 via_app.append(await app_cycle(http))
-            print(f"cold create → exec → destroy, median of {ROUNDS}:")
+            print(f"cold create → exec → destroy, median of {samples.cycles}:")
             print(f"  docker SDK {statistics.median(direct) * 1000:7.1f} ms   via app {statistics.median(via_app) * 1000:7.1f} ms"
                   f"   ratio {statistics.median(via_app) / statistics.median(direct):.2f}x (target <= 1.2x)")  # fmt: skip
 
@@ -165,7 +178,7 @@ async def main() -> None:
                 client.containers.list(filters={"label": f"agent-ui.sandbox-id={sandbox['id']}"})[0].id
             )
             raw, through = [], []
-            for _ in range(EXECS):
+            for _ in range(samples.execs):
                 started = time.perf_counter()
                 container.exec_run(["true"], user="1000:1000")
                 raw.append(time.perf_counter() - started)
@@ -173,7 +186,7 @@ async def main() -> None:
                 await http.post(f"/api/v1/agent/sandboxes/{sandbox['id']}/exec", json={"command": "true"})
                 through.append(time.perf_counter() - started)
             await http.delete(f"/api/v1/agent/sandboxes/{sandbox['id']}")
-            print(f"exec round trip of `true`, median of {EXECS}:")
+            print(f"exec round trip of `true`, median of {samples.execs}:")
             print(f"  raw exec_run {statistics.median(raw) * 1000:6.1f} ms   via app {statistics.median(through) * 1000:6.1f} ms"
                   f"   ratio {statistics.median(through) / statistics.median(raw):.2f}x (target <= 1.1x)")  # fmt: skip
 
@@ -192,12 +205,18 @@ async def main() -> None:
                     return type(exc).__name__
 
             started = time.perf_counter()
-            errors = [e for e in await asyncio.gather(*(job() for _ in range(20))) if e]
+            errors = [e for e in await asyncio.gather(*(job() for _ in range(samples.concurrent))) if e]
             print(
-                f"20 concurrent sandboxes, each a short Python job: errors {len(errors)} {errors[:3]}, "
-                f"wall {time.perf_counter() - started:.2f} s"
+                f"{samples.concurrent} concurrent sandboxes, each a short Python job: errors {len(errors)}"
+                f"{' ' + str(errors[:3]) if errors else ''}, wall {time.perf_counter() - started:.2f} s"
             )
 
 
+def run(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="a few samples of each: check that it runs")
+    asyncio.run(main(QUICK if parser.parse_known_args(argv)[0].quick else Samples()))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    run()

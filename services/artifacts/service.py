@@ -117,15 +117,19 @@ class ArtifactService:
             raise NotFoundError("the artifact's file is gone")
         return Download(path=path, filename=row.filename, media_type=row.media_type, sha256=row.sha256)
 
-    async def of_run(self, user_id: str, run_id: str) -> list[ArtifactRead]:
+    async def of_runs(self, user_id: str, run_ids: list[str]) -> dict[str, list[ArtifactRead]]:
+        """The artifacts each of these runs made, oldest first (one query for a whole page of jobs)."""
         async with self._db.transaction(readonly=True) as session:
             statement = (
                 select(Artifact)
-                .where(Artifact.user_id == user_id, Artifact.run_id == run_id)
+                .where(Artifact.user_id == user_id, col(Artifact.run_id).in_(run_ids))
                 .order_by(col(Artifact.created_at))
             )
             rows = (await session.exec(statement)).all()
-        return [ArtifactRead.model_validate(row) for row in rows]
+        found: dict[str, list[ArtifactRead]] = {run_id: [] for run_id in run_ids}
+        for row in rows:
+            found[str(row.run_id)].append(ArtifactRead.model_validate(row))
+        return found
 
     async def delete(self, principal: Principal, artifact_id: str) -> None:
         row = await self._guarded(principal, artifact_id)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 from sqlmodel import col, select
 
-from services.artifacts import ArtifactService
+from services.artifacts import ArtifactRead, ArtifactService
 from services.auth.authz import require_scope
 from services.auth.schemas import Principal
 from services.auth.scopes import grants
@@ -148,7 +148,8 @@ class JobService:
         async with self._db.transaction(readonly=True) as session:
             rows, next_cursor = await keyset_page(session, statement, created_at=Run.created_at, row_id=Run.id,
                                                   limit=limit, cursor=cursor)  # fmt: skip
-        return Page(items=[await self._read(row) for row in rows], next_cursor=next_cursor)
+        made = await self._artifacts.of_runs(principal.user.id, [row.id for row in rows])
+        return Page(items=[_job(row, made[row.id]) for row in rows], next_cursor=next_cursor)
 
     async def follow(
         self, principal: Principal, job_id: str, after: int = 0, *, family: str | None = None
@@ -184,11 +185,7 @@ class JobService:
                 await session.delete(found)
 
     async def _read(self, run: Run) -> JobRead:
-        base = RunRead.of(run)
-        return JobRead(id=run.id, kind=run.kind, status=run.status, params=run.params or {}, progress=base.progress,
-                       fraction=base.fraction, result=run.result, error=base.error,
-                       artifacts=await self._artifacts.of_run(run.user_id, run.id), created_at=run.created_at,
-                       started_at=run.started_at, finished_at=run.finished_at)  # fmt: skip
+        return _job(run, (await self._artifacts.of_runs(run.user_id, [run.id]))[run.id])
 
     # -- the queue -------------------------------------------------------------------------------------
 
@@ -252,6 +249,13 @@ class JobService:
 
     def running(self) -> int:
         return len(self._running)
+
+
+def _job(run: Run, artifacts: list[ArtifactRead]) -> JobRead:
+    base = RunRead.of(run)
+    return JobRead(id=run.id, kind=run.kind, status=run.status, params=run.params or {}, progress=base.progress,
+                   fraction=base.fraction, result=run.result, error=base.error, artifacts=artifacts,
+                   created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at)  # fmt: skip
 
 
 def _ms(started: float) -> int:

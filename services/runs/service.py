@@ -56,6 +56,8 @@ class RunHandle:
         await self._live.stop.wait()
 
     def emit(self, type_: str, data: dict[str, Any]) -> RunEvent:
+        if type_ in ("done", "error"):  # a progress report still waiting for its turn goes out before the end
+            self._send_waiting_progress()
         return self._service.bus.publish(self.run_id, type_, data)
 
     def progress(
@@ -83,6 +85,14 @@ class RunHandle:
             data, self._pending_progress = self._pending_progress, None
             self._send_progress(data)
 
+    def _send_waiting_progress(self) -> None:
+        if self._progress_timer is not None:
+            self._progress_timer.cancel()
+            self._progress_timer = None
+        if self._pending_progress is not None:
+            data, self._pending_progress = self._pending_progress, None
+            self._service.bus.publish(self.run_id, "progress", data)
+
     async def flush(self) -> None:
         await self._service.flush(self._live)
 
@@ -97,12 +107,7 @@ class RunHandle:
         """Send the last progress report, persist the last events, the status and the result; end the tail."""
         if self.finished:
             return
-        if self._progress_timer is not None:
-            self._progress_timer.cancel()
-            self._progress_timer = None
-        if self._pending_progress is not None:
-            self.emit("progress", self._pending_progress)
-            self._pending_progress = None
+        self._send_waiting_progress()
         self.finished = True
         await self._service.finish(self._live, status, error_code, error_message, result)
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from agent_ui.api.v1 import admin, api_keys, artifacts, auth, config, credits, health, jobs, runs
 
+AGENT = "/api/v1/agent"
 
-def build_api_router(capability_routers: Sequence[APIRouter]) -> APIRouter:
-    agent = APIRouter(prefix="/agent")
+
+def include_api(app: FastAPI, capability_routers: Sequence[APIRouter]) -> None:
+    """Every router straight onto the app with its full prefix (each level of nested routers would build every
+    route again)."""
+    for router in (auth.router, admin.router, health.router):
+        app.include_router(router, prefix="/api/v1")
     for router in (api_keys.router, config.router, credits.router, runs.router, jobs.router, artifacts.router,
                    *capability_routers):  # fmt: skip
-        agent.include_router(router)
-
-    v1 = APIRouter(prefix="/api/v1")
-    v1.include_router(auth.router)
-    v1.include_router(admin.router)
-    v1.include_router(health.router)
-    v1.include_router(agent)
-    return v1
+        app.include_router(router, prefix=AGENT)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,6 +17,7 @@ from services.db import Database
 from services.db.database import alembic_config
 from services.db.metadata import metadata
 from services.settings import DatabaseSettings
+from tests.conftest import PG_ADMIN_URL
 
 EXPECTED_TABLES = {"users", "auth_sessions", "auth_login_tickets", "agent_api_keys", "alembic_version"}
 
@@ -22,7 +29,24 @@ async def _state(db: Database) -> tuple[set[str], str | None]:
     return tables, version
 
 
-async def test_empty_database_gets_the_schema_and_a_second_start_is_a_no_op(database_url: str) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database with no schema at all: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"agent_ui_empty_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield PG_ADMIN_URL.rpartition("/")[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_empty_database_gets_the_schema_and_a_second_start_is_a_no_op(empty_database_url: str) -> None:
+    database_url = empty_database_url
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     first = Database(database_url, DatabaseSettings())
     await first.start()

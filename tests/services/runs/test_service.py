@@ -204,3 +204,17 @@ async def test_only_the_runs_of_instances_that_are_gone_are_recovered(db: Databa
     assert await recovering.recover(LiveInstances(frozenset({"ins_alive"}))) == []
     await running.finish(RunStatus.DONE)
     await alive.stop()
+
+
+async def test_a_progress_report_waiting_for_its_turn_goes_out_before_the_end(db: Database) -> None:
+    user = principal((await register(db)).id)
+    runs = service(db, progress_per_second=1)
+    await runs.start()
+    handle = await started(runs, db, user.user.id, kind="podcast")
+    handle.progress("lines", 1, 3)
+    handle.progress("lines", 3, 3)  # waits a second for its turn
+    handle.emit("done", {"finish_reason": "stop"})
+    await handle.finish(RunStatus.DONE)
+    events = await collect(await runs.follow(user, handle.run_id))
+    assert [(e.type, e.data.get("done")) for e in events] == [("progress", 1), ("progress", 3), ("done", None)]
+    await runs.stop()

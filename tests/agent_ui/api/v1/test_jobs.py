@@ -22,7 +22,7 @@ from services.auth import Scope
 from services.capabilities import Capability, Core
 from services.jobs import JobContext, JobKind, JobRead
 from services.settings import Settings
-from tests.conftest import nicegui_reset_globals
+from tests.conftest import nicegui_reset_globals, started
 from tests.sse import parse
 
 JOBS = "/api/v1/agent/generation/jobs"
@@ -77,7 +77,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     settings = settings.model_copy(update={"jobs": settings.jobs.model_copy(update={"max_heavy": 1})})
     with nicegui_reset_globals():
         application = create_app(settings, capabilities=[*CAPABILITIES, COUNTING])
-        async with application.router.lifespan_context(application):
+        async with started(application):
             yield application
 
 

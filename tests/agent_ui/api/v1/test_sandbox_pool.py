@@ -13,7 +13,7 @@ from main import create_app
 from services.sandbox import SandboxService
 from services.sandbox.base import SandboxBackend
 from services.settings import Settings
-from tests.conftest import nicegui_reset_globals
+from tests.conftest import nicegui_reset_globals, started
 
 SANDBOXES = "/api/v1/agent/sandboxes"
 
@@ -48,7 +48,7 @@ async def wait_for_pool(backend: SandboxBackend, size: int, handed: set[str]) ->
 async def test_creates_take_warm_sandboxes_the_pool_refills_and_stop_destroys_it(
     app: FastAPI, client: httpx.AsyncClient, make_account
 ) -> None:  # type: ignore[no-untyped-def]
-    async with app.router.lifespan_context(app):
+    async with started(app):
         backend = app.state.services.get(SandboxService).backend
         handed: set[str] = set()
         pooled = await wait_for_pool(backend, 2, handed)
