@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import openai
-from openai import AsyncOpenAI
 
 from services.errors import UpstreamUnavailableError
 from services.llm.schemas import CallResult, ChatRequest, StreamItem, TextDelta, ToolCallRequest
 
 
+@functools.cache
+def broken_stream_errors() -> tuple[type[Exception], ...]:
+    """What a dropped or garbled stream raises: the SDK reads it with its own HTTP client (httpx2 in the pinned
+    SDK), whose errors are not httpx's, and a chunk may not be JSON."""
+    errors: list[type[Exception]] = [httpx.HTTPError, json.JSONDecodeError]
+    try:
+        import httpx2
+
+        errors.append(httpx2.HTTPError)
+    except ImportError:  # an SDK on plain httpx
+        pass
+    return tuple(errors)
+
+
 class LLMClient:
-    """A client for one provider. ``stream`` yields text deltas, then one :class:`CallResult`."""
+    """A client for one provider. ``stream`` yields text deltas, then one :class:`CallResult`.
+
+    The `openai` SDK is imported with the first client, not with the app: it is large (about 0.6 s and, once
+    its lazy resources load, tens of MB) and an instance that never calls a model does not need it.
+    """
 
     def __init__(self, *, provider: str, base_url: str, api_key: str | None, timeout_s: float) -> None:
+        import openai
+
         self.provider = provider
-        self._client = AsyncOpenAI(
+        self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-needed",
             max_retries=0,
@@ -30,6 +49,8 @@ class LLMClient:
         await self._client.close()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
+        import openai
+
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": request.messages,
@@ -81,7 +102,7 @@ class LLMClient:
             if exc.status_code >= 500 or exc.status_code == 429:
                 raise UpstreamUnavailableError(f"{self.provider} answered {exc.status_code}") from exc
             raise UpstreamUnavailableError(f"{self.provider} refused the request ({exc.status_code})") from exc
-        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+        except broken_stream_errors() as exc:
             raise UpstreamUnavailableError(f"{self.provider} broke the stream: {type(exc).__name__}") from exc
         yield CallResult(
             finish_reason=finish_reason,
@@ -95,7 +116,7 @@ class LLMClient:
         )
 
 
-async def _data_lines(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _data_lines(response: Any) -> AsyncIterator[bytes]:
     """The `data:` payloads of an SSE body, split from raw bytes (cheaper per token than text lines)."""
     buffer = b""
     async for raw in response.aiter_raw():

@@ -324,6 +324,24 @@ async def test_upstream_failure_ends_with_an_error_event_and_keeps_the_message(
     assert text_of(again) == "Back again."
 
 
+async def test_a_stream_dropped_midway_is_an_upstream_error_keeping_what_arrived(
+    client: httpx.AsyncClient,
+    make_account,
+    upstream: ScriptedUpstream,  # type: ignore[no-untyped-def]
+) -> None:
+    account = await make_account()
+    upstream.push(Step(text=words("one two three four five six"), disconnect_after=3))
+    events = await turn(client, account.headers, message="count")
+    assert events[-1].type == "error" and events[-1].data["code"] == "upstream_unavailable", events[-1]
+    assert "broke the stream" in events[-1].data["message"]
+    assert text_of(events) == "one two three "
+    detail = (
+        await client.get(f"/api/v1/agent/chat/sessions/{events[0].data['session_id']}", headers=account.headers)
+    ).json()
+    assert detail["messages"][1]["status"] == "failed" and detail["active_run_id"] is None
+    assert (await client.get("/api/v1/agent/credits/balance", headers=account.headers)).json()["held"] == "0.000000"
+
+
 async def test_sessions_list_rename_search_and_delete_keeping_metrics(
     app: FastAPI,
     client: httpx.AsyncClient,
