@@ -131,6 +131,7 @@ class Services:
         for capability in self.capabilities:
             await capability.start()
         await core.instance.begin_recovery()
+        core.models.preload()
 
     async def stop(self) -> None:
         """Stop runs (saving what they have), capabilities, then the core. Runs once, like start."""
