@@ -4,6 +4,7 @@ the capabilities it lists."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,7 +132,11 @@ class Services:
         for capability in self.capabilities:
             await capability.start()
         await core.instance.begin_recovery()
-        core.models.preload()
+        await core.models.preload()
+        # What start-up built lives as long as the process: keep it out of every later collection, so that a full
+        # collection under load scans only what requests allocate (it had stalled every stream ~200 ms).
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         """Stop runs (saving what they have), capabilities, then the core. Runs once, like start."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 
 from services.errors import ValidationFailedError
@@ -22,7 +21,6 @@ class ModelRegistry:
         self._local = local_runner if settings.local.enabled else None
         self._models: dict[str, ModelInfo] = {}
         self._clients: dict[str, LLMClient] = {}
-        self._preloading: asyncio.Task[object] | None = None
         for provider in settings.providers:
             for model in provider.models:
                 self._models[model.id] = ModelInfo(
@@ -101,16 +99,13 @@ class ModelRegistry:
     def local_runner(self) -> LocalModelRunner | None:
         return self._local
 
-    def preload(self) -> None:
-        """Import the model SDK in a thread, in the background: the first answer does not wait for it (about
-        0.6 s of imports that would block the event loop), and the app's start does not either."""
-        if self._models and self._preloading is None:
-            self._preloading = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "openai"))
+    async def preload(self) -> None:
+        """Import the model SDK in a thread (about 0.6 s of imports that would otherwise block the event loop
+        during the first answer)."""
+        if self._models:
+            await asyncio.to_thread(importlib.import_module, "openai")
 
     async def close(self) -> None:
-        if self._preloading is not None:
-            with contextlib.suppress(Exception):
-                await self._preloading
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
