@@ -286,19 +286,8 @@ class CreditService:
 
     async def release(self, hold: Hold, *, session: AsyncSession | None = None) -> None:
         """Give the reserved credits back, charging nothing (the work failed or never started)."""
-        if hold.id is None:
-            return
-        async with self._within(session) as tx:
-            connection = await tx.connection()
-            amount = (
-                await connection.execute(sa.delete(HOLDS).where(HOLDS.c.id == hold.id).returning(HOLDS.c.amount_micro))
-            ).scalar_one_or_none()
-            if amount is not None:
-                await connection.execute(
-                    sa.update(ACCOUNTS)
-                    .where(ACCOUNTS.c.user_id == hold.user_id)
-                    .values(held_micro=ACCOUNTS.c.held_micro - amount)
-                )
+        if hold.id is not None:
+            await self._release_where(HOLDS.c.id == hold.id, session=session)
 
     async def release_orphaned(self, live: LiveInstances) -> int:
         """Holds of instances that died: their work died with them."""
@@ -311,9 +300,10 @@ class CreditService:
     async def release_expired(self) -> int:
         return await self._release_where(HOLDS.c.expires_at <= self._clock())
 
-    async def _release_where(self, condition: sa.ColumnElement[bool]) -> int:
-        async with self._db.transaction() as session:
-            connection = await session.connection()
+    async def _release_where(self, condition: sa.ColumnElement[bool], *, session: AsyncSession | None = None) -> int:
+        """Delete the matching holds and give what they held back to their accounts; returns how many."""
+        async with self._within(session) as tx:
+            connection = await tx.connection()
             rows = (await connection.execute(
                 sa.delete(HOLDS).where(condition).returning(HOLDS.c.user_id, HOLDS.c.amount_micro)
             )).all()  # fmt: skip

@@ -79,11 +79,8 @@ class InstanceLease:
 
     async def start(self) -> None:
         """Take the lease (before this instance starts any work, so nobody takes that work for orphaned)."""
-        now = self._clock()
-        pid = os.getpid()
         async with self._db.transaction() as session:
-            session.add(Instance(id=self.id, machine=self._machine, pid=pid, pid_started=process_started(pid) or 0,
-                                 started_at=now, heartbeat_at=now))  # fmt: skip
+            session.add(self._row())
         self._heartbeat.start()
 
     async def begin_recovery(self) -> None:
@@ -105,10 +102,7 @@ class InstanceLease:
             )
             if renewed.rowcount == 0:  # another instance took us for dead (a long pause): come back
                 log.warning("instance %s lost its lease; registering again", self.id)
-                now = self._clock()
-                session.add(Instance(id=self.id, machine=self._machine, pid=os.getpid(),
-                                     pid_started=process_started(os.getpid()) or 0, started_at=now,
-                                     heartbeat_at=now))  # fmt: skip
+                session.add(self._row())
         if self._recovering:
             await self.recover()
 
@@ -128,6 +122,11 @@ class InstanceLease:
             async with self._db.transaction() as session:
                 await session.exec(sa.delete(Instance).where(col(Instance.id).in_(dead)))
         return LiveInstances(frozenset(alive))
+
+    def _row(self) -> Instance:
+        now, pid = self._clock(), os.getpid()
+        return Instance(id=self.id, machine=self._machine, pid=pid, pid_started=process_started(pid) or 0,
+                        started_at=now, heartbeat_at=now)  # fmt: skip
 
     def _gone_here(self, row: Instance) -> bool:
         """An instance of this machine whose process no longer exists (or is another process by now)."""

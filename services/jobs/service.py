@@ -94,9 +94,8 @@ class JobService:
         self._stopping = True
         waiting, self._queue = self._queue, []
         for job in waiting:
-            await self._credits.release(job.hold)
-            job.handle.emit("error", {"code": "interrupted", "message": "the server stopped before the job started"})
-            await job.handle.finish(RunStatus.INTERRUPTED, "interrupted", error_message="the server stopped")
+            await self._end_with_error(job, RunStatus.INTERRUPTED, "interrupted",
+                                       "the server stopped before the job started")  # fmt: skip
 
     # -- submit, read, cancel, delete ------------------------------------------------------------------
 
@@ -203,13 +202,10 @@ class JobService:
                 continue
             self._queue.remove(job)
             self._running[job.handle.run_id] = job.kind
-            self._runs.launch(job.handle, functools.partial(self._execute_as, job), cancel_on_stop=True)
+            self._runs.launch(job.handle, functools.partial(self._execute, job), cancel_on_stop=True)
 
-    async def _execute_as(self, job: Queued, _handle: RunHandle) -> None:
-        await self._execute(job)
-
-    async def _execute(self, job: Queued) -> None:
-        handle, kind = job.handle, job.kind
+    async def _execute(self, job: Queued, handle: RunHandle) -> None:
+        kind = job.kind
         started = time.monotonic()
         try:
             await self._runs.mark_started(handle.run_id)
@@ -218,19 +214,18 @@ class JobService:
                                  artifacts=self._artifacts, calls=self._calls)  # fmt: skip
             result = await kind.run(job.params, context)
         except asyncio.CancelledError:
-            await self._credits.release(job.hold)
             if self._stopping:
-                handle.emit("error", {"code": "interrupted", "message": "the server stopped"})
-                await handle.finish(RunStatus.INTERRUPTED, "interrupted", error_message="the server stopped")
+                await self._end_with_error(job, RunStatus.INTERRUPTED, "interrupted", "the server stopped")
             else:
+                await self._credits.release(job.hold)
                 handle.emit("done", {"finish_reason": "cancelled", "elapsed_ms": _ms(started)})
                 await handle.finish(RunStatus.CANCELLED)
             return  # the cancellation was ours to handle: the supervised task ends normally
         except DomainError as exc:
-            await self._fail(job, exc.code, exc.message)
+            await self._end_with_error(job, RunStatus.FAILED, exc.code, exc.message)
         except Exception as exc:
             log.exception("job %s (%s) failed", handle.run_id, kind.name)
-            await self._fail(job, "internal", f"the job failed: {type(exc).__name__}")
+            await self._end_with_error(job, RunStatus.FAILED, "internal", f"the job failed: {type(exc).__name__}")
         else:
             await self._credits.settle(job.hold, job.hold.amount_micro)
             handle.emit("done", {"finish_reason": "stop", "elapsed_ms": _ms(started)})
@@ -239,16 +234,12 @@ class JobService:
             self._running.pop(handle.run_id, None)
             self._pump()
 
-    async def _fail(self, job: Queued, code: str, message: str) -> None:
+    async def _end_with_error(self, job: Queued, status: RunStatus, code: str, message: str) -> None:
+        """The fee is given back, the error is the job's last event and its status."""
         await self._credits.release(job.hold)
         job.handle.emit("error", {"code": code, "message": message})
-        await job.handle.finish(RunStatus.FAILED, code, error_message=message)
+        await job.handle.finish(status, code, error_message=message)
 
-    def waiting(self) -> int:
-        return len(self._queue)
-
-    def running(self) -> int:
-        return len(self._running)
 
 
 def _job(run: Run, artifacts: list[ArtifactRead]) -> JobRead:

@@ -73,25 +73,20 @@ class RunHandle:
             return
         self._pending_progress = data
         if self._progress_timer is None:
-            self._progress_timer = loop.call_at(self._next_progress_at, self._send_pending_progress)
+            self._progress_timer = loop.call_at(self._next_progress_at, self._send_waiting_progress)
 
     def _send_progress(self, data: dict[str, Any]) -> None:
-        self.emit("progress", data)
+        self._service.bus.publish(self.run_id, "progress", data)
         self._next_progress_at = asyncio.get_running_loop().time() + 1 / self._service.progress_per_second
 
-    def _send_pending_progress(self) -> None:
-        self._progress_timer = None
-        if self._pending_progress is not None and not self.finished:
-            data, self._pending_progress = self._pending_progress, None
-            self._send_progress(data)
-
     def _send_waiting_progress(self) -> None:
+        """Send the report that waits for its turn, if any: when its turn comes, or at once before the end."""
         if self._progress_timer is not None:
-            self._progress_timer.cancel()
+            self._progress_timer.cancel()  # harmless when this is the timer firing
             self._progress_timer = None
         if self._pending_progress is not None:
             data, self._pending_progress = self._pending_progress, None
-            self._service.bus.publish(self.run_id, "progress", data)
+            self._send_progress(data)
 
     async def flush(self) -> None:
         await self._service.flush(self._live)
@@ -235,9 +230,6 @@ class RunService:
         task = self._tasks.get(run_id)
         if task is not None:
             await asyncio.wait([task], timeout=timeout_s)
-
-    def running_here(self) -> list[str]:
-        return list(self._tasks)
 
     # -- reading and stopping ----------------------------------------------------------------------
 
