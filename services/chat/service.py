@@ -285,7 +285,7 @@ class ChatService:
             chat = await self._owned(session, user_id, session_id)
             active = chat.active_run_id
         if active:
-            self._runs.bus.request_stop(active)
+            self._runs.stop_here(active)
             await self._runs.wait(active, timeout_s=10)
         async with self._db.transaction() as session:
             chat = await self._owned(session, user_id, session_id)

@@ -156,7 +156,7 @@ class RunService:
         """Ask every supervised run to stop and give them ``stop_grace_s`` to save what they have; cancel the
         rest. What does not finish is recovered as interrupted by the next instance."""
         for run_id in list(self._tasks):
-            self._stop_here(run_id)
+            self.stop_here(run_id)
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=self._settings.stop_grace_s)
         for task in list(self._tasks.values()):
@@ -249,11 +249,13 @@ class RunService:
         run = await self.get(principal, run_id, kinds=kinds)
         if run.status in TERMINAL:
             raise ConflictError(f"the run has already ended ({run.status})", code="run_not_active")
-        if not self._stop_here(run_id):
+        if not self.stop_here(run_id):
             raise ConflictError("the run is not active on this server", code="run_not_active")
         return run
 
-    def _stop_here(self, run_id: str) -> bool:
+    def stop_here(self, run_id: str) -> bool:
+        """Stop a run supervised by this instance (its stop signal; a job is also cancelled); False when it is not
+        live here."""
         stopped = self.bus.request_stop(run_id)
         if run_id in self._cancel_on_stop and (task := self._tasks.get(run_id)) is not None:
             task.cancel()

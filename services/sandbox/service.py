@@ -138,16 +138,18 @@ class SandboxService:
         async with self._db.transaction(readonly=True) as session:
             rows = list((await session.exec(select(Sandbox).where(col(Sandbox.status).in_(LIVE)))).all())
         claimed = {row.id for row in rows if live.owns(row.owner_instance)}
+        removed: set[str] = set()
         with contextlib.suppress(Exception):  # an engine that does not answer is tried again at the next heartbeat
             for labelled in await self.backend.list_labelled():
                 if live.owns(labelled.owner) or (not labelled.owner and labelled.sandbox_id in claimed):
                     continue
                 log.warning("removing sandbox %s of an instance that is gone", labelled.sandbox_id or labelled.ref)
                 await self.backend.destroy(labelled.ref)
+                removed.add(labelled.ref)
         for sandbox in rows:
             if sandbox.id in claimed:
                 continue
-            if sandbox.ref:
+            if sandbox.ref and sandbox.ref not in removed:  # not on this engine's list: try it by its reference
                 with contextlib.suppress(Exception):
                     await self.backend.destroy(sandbox.ref)
             await self._finish(sandbox, reason="server restart")
