@@ -36,10 +36,12 @@ async def unowned(backend: SandboxBackend, handed: set[str]) -> set[str]:
     return {s.sandbox_id for s in await backend.list_labelled() if not s.user_id} - handed
 
 
-async def wait_for_pool(backend: SandboxBackend, size: int, handed: set[str]) -> set[str]:
+async def wait_for_pool(service: SandboxService, size: int, handed: set[str]) -> set[str]:
+    """Until the engine holds ``size`` pooled sandboxes and the pool has taken them in (a container shows on the
+    engine a moment before its create call returns to the pool)."""
     for _ in range(300):
-        pooled = await unowned(backend, handed)
-        if len(pooled) == size:
+        pooled = await unowned(service.backend, handed)
+        if len(pooled) == size and service.pool.ready == size:
             return pooled
         await asyncio.sleep(0.05)
     raise AssertionError(f"the pool never held {size} sandboxes (it has {len(pooled)})")
@@ -49,9 +51,10 @@ async def test_creates_take_warm_sandboxes_the_pool_refills_and_stop_destroys_it
     app: FastAPI, client: httpx.AsyncClient, make_account
 ) -> None:  # type: ignore[no-untyped-def]
     async with started(app):
-        backend = app.state.services.get(SandboxService).backend
+        service = app.state.services.get(SandboxService)
+        backend = service.backend
         handed: set[str] = set()
-        pooled = await wait_for_pool(backend, 2, handed)
+        pooled = await wait_for_pool(service, 2, handed)
         detail = (await client.get("/api/v1/health")).json()["dependencies"]["docker"]["detail"]
         assert "warm pool 2/2" in detail
 
@@ -63,7 +66,7 @@ async def test_creates_take_warm_sandboxes_the_pool_refills_and_stop_destroys_it
                                 headers=alice.headers)  # fmt: skip
         assert ran.json()["stdout"] == "1000\n"
 
-        refilled = await wait_for_pool(backend, 2, handed)
+        refilled = await wait_for_pool(service, 2, handed)
         assert len(refilled - pooled) == 1
 
         bob = await make_account()
@@ -77,7 +80,7 @@ async def test_creates_take_warm_sandboxes_the_pool_refills_and_stop_destroys_it
         assert (await client.get(f"{SANDBOXES}/{first['id']}", headers=bob.headers)).status_code == 404
 
         broke = await make_account()  # 24 hours cost more than the signup grant: 402, nothing recorded or used
-        before = await wait_for_pool(backend, 2, handed)
+        before = await wait_for_pool(service, 2, handed)
         refused = await client.post(SANDBOXES, json={"timeout_s": 86400}, headers=broke.headers)
         assert refused.status_code == 402
         assert (await client.get(SANDBOXES, params={"all": "true"}, headers=broke.headers)).json() == []
@@ -90,7 +93,7 @@ async def test_creates_take_warm_sandboxes_the_pool_refills_and_stop_destroys_it
         assert asked.status_code == 201 and asked.json()["id"] not in pooled | refilled
         owned = {s.sandbox_id: s.user_id for s in await backend.list_labelled()}
         assert owned[asked.json()["id"]] == alice.id
-        pooled_at_stop = await wait_for_pool(backend, 2, handed)
+        pooled_at_stop = await wait_for_pool(service, 2, handed)
 
     left = {s.sandbox_id for s in await backend.list_labelled()}
     assert left.isdisjoint(pooled_at_stop), "the app stopped with pooled sandboxes left"
