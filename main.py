@@ -22,7 +22,9 @@ from agent_ui.capabilities import chat as chat_capability
 from agent_ui.capabilities import sandboxes as sandbox_capability
 from agent_ui.components.tool_cards import ToolCards
 from agent_ui.errors import add_api_fallback, install_error_handlers
+from agent_ui.openapi import document_common_errors
 from agent_ui.pages import NAVIGATION, register_pages
+from agent_ui.security import OriginCheck, SecurityHeaders
 from agent_ui.site import Site
 from services.container import app_version, build_services
 from services.security import derive_key, load_or_create_secret
@@ -66,6 +68,10 @@ def create_app(settings: Settings | None = None, capabilities: Sequence[WebCapab
     app.state.services = services
     app.state.own_lifespan = lifespan  # what NiceGUI's wrapper (below) runs between its own startup and shutdown
     install_error_handlers(app)
+    document_common_errors(app)
+    trusted = [url for url in (settings.server.public_url, *settings.server.trusted_origins) if url]
+    app.add_middleware(OriginCheck, trusted=trusted)
+    app.add_middleware(SecurityHeaders)  # outermost, so refusals carry the headers too
     include_api(app, [router for capability in capabilities for router in capability.routers])
     add_api_fallback(app)  # after the routers, before the UI mount takes every other path
 

@@ -1,27 +1,33 @@
 """FastAPI dependencies: the services, the calling principal, scope and admin guards.
 
-Guards also run *before* the body is parsed (see :class:`GuardedRoute`), so an anonymous or
-unauthorised call gets 401/403 and never learns anything from a 422.
+Guards also run *before* the body is read (see :class:`ApiRoute`), so an anonymous or unauthorised call gets
+401/403 and never learns anything from a 422, and never makes the server read a body.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
+from starlette.types import Message
 
 from services.auth import Principal, Scope
 from services.auth.scopes import grants
 from services.container import Services
 from services.db.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from services.errors import AuthenticationError, PermissionDeniedError
+from services.errors import AuthenticationError, PermissionDeniedError, ValidationFailedError
 
 SESSION_COOKIE = "agent_ui_session"
+# Larger JSON bodies are refused with 413 before they are read (upload routes set their own limit).
+JSON_BODY_LIMIT = 1024 * 1024
+BODY_LIMIT_KEY = "x-max-body-bytes"
 
 _bearer = HTTPBearer(auto_error=False, description="an `sk_...` API key or the access_token from login")
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="the session cookie set by login")
@@ -107,25 +113,101 @@ def _guards(dependant: Dependant) -> Iterator[Guard]:
         yield from _guards(sub)
 
 
-class GuardedRoute(APIRoute):
-    """Runs the route's guards before FastAPI reads and validates the body."""
+class ApiRoute(APIRoute):
+    """Runs the route's guards, then limits and parses the body itself, before FastAPI validates it.
+
+    The body is refused with 413 as soon as it is known to be too large (from ``Content-Length`` before a byte
+    is read, else while it streams). JSON that cannot be parsed (not UTF-8, nested past the parser's depth) or
+    that holds a lone UTF-16 surrogate (which no database or hash can encode) is a 422 here, not a 400 or a 500
+    further in. A route that takes uploads sets its own limit, in bytes or as a setting's dotted name, with
+    ``openapi_extra={BODY_LIMIT_KEY: "sandbox.max_upload_bytes"}`` (the schema shows it too).
+    """
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()
         guards = list(dict.fromkeys(_guards(self.dependant)))
-        if not guards:
-            return handler
+        reads_json = self.body_field is not None and not _is_form(self.dependant)
+        declared: int | str = (self.openapi_extra or {}).get(BODY_LIMIT_KEY, JSON_BODY_LIMIT)
 
-        async def guarded(request: Request) -> Response:
+        async def checked(request: Request) -> Response:
             for guard in guards:
                 await guard.precheck(request)
+            limit_body(request, body_limit(declared, get_services(request)))
+            if reads_json:
+                await parse_json_body(request)
             return await handler(request)
 
-        return guarded
+        return checked
 
 
-def api_router(*, prefix: str, tags: list[str], guard: Guard | None = None, **kwargs: Any) -> APIRouter:
-    """The one way to make a REST router: guarded routes, JSON errors documented, a guard for every route."""
+def body_limit(declared: int | str, services: Services) -> int:
+    """A route's limit: bytes, or the dotted name of a setting (``"sandbox.max_upload_bytes"``)."""
+    if isinstance(declared, int):
+        return declared
+    value: Any = services.settings
+    for name in declared.split("."):
+        value = getattr(value, name)
+    return int(value)
+
+
+def limit_body(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    receive, size = request.receive, 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise BodyTooLarge(limit)
+        return message
+
+    request._receive = counted
+
+
+class BodyTooLarge(HTTPException):
+    # An HTTPException so FastAPI's own body and form parsing pass it on instead of turning it into a 400.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than this endpoint's limit of {limit} bytes")
+
+
+def _is_form(dependant: Dependant) -> bool:
+    return any(isinstance(param.field_info, params.Form) for param in dependant.body_params)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+async def parse_json_body(request: Request) -> None:
+    """Parse the body once (FastAPI reuses ``request._json``) and refuse what cannot be stored."""
+    body = await request.body()
+    if not body:
+        return
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValidationFailedError("request body is not valid JSON", code="malformed_json") from exc
+    if _SURROGATE_ESCAPE.search(body):
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise ValidationFailedError(
+                "request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
+                code="invalid_text",
+            ) from exc
+    request._json = parsed
+
+
+def api_router(
+    *,
+    prefix: str,
+    tags: list[str],
+    guard: Guard | None = None,
+    **kwargs: Any,
+) -> APIRouter:
+    """The one way to make a REST router: guarded routes, bodies limited in size, JSON errors documented."""
     from agent_ui.errors import ErrorEnvelope
 
     dependencies = [Depends(guard)] if guard is not None else []
@@ -134,7 +216,7 @@ def api_router(*, prefix: str, tags: list[str], guard: Guard | None = None, **kw
     return APIRouter(
         prefix=prefix,
         tags=tags,  # type: ignore[arg-type]
-        route_class=GuardedRoute,
+        route_class=ApiRoute,
         dependencies=dependencies,
         responses=responses,
         **kwargs,

@@ -120,10 +120,11 @@ def add_api_fallback(app: FastAPI) -> None:
 
     Must be added after the routers and before the UI is mounted.
     """
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
 
+    @app.api_route(API_PREFIX, methods=methods, include_in_schema=False)
     @app.api_route(API_PREFIX + "/{path:path}", methods=methods, include_in_schema=False)
-    async def api_fallback(request: Request, path: str) -> JSONResponse:
+    async def api_fallback(request: Request) -> JSONResponse:
         routes = [
             route
             for route in app.router.routes

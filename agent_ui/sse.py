@@ -37,18 +37,17 @@ def event_stream(batches: AsyncIterator[list[RunEvent]]) -> EventSourceResponse:
 
 
 def resume_point(
-    last_event: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event: Annotated[
+        EventId | None, Header(alias="Last-Event-ID", description="resume after this event id (wins over ?after=)")
+    ] = None,
     after: Annotated[EventId | None, Query(description="resume after this event id (Last-Event-ID wins)")] = None,
 ) -> int:
-    return last_event_id(last_event, after)
+    """Where to resume: the `Last-Event-ID` header (what browsers send), else `?after=`, else the start. Either
+    one past 2^63 - 1 is a 422: no run has such an event."""
+    if last_event is not None:
+        return last_event
+    return after or 0
 
 
 # Where a reader resumes a run's events: `Last-Event-ID` (what browsers send) or `?after=`.
 ResumeFrom = Annotated[int, Depends(resume_point)]
-
-
-def last_event_id(header: str | None, query: int | None) -> int:
-    """Where to resume: the `Last-Event-ID` header (what browsers send), else `?after=`, else the start."""
-    if header and header.strip().isdigit():
-        return min(int(header.strip()), 2**63 - 1)
-    return max(query or 0, 0)

@@ -24,6 +24,10 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     title: str = "agent-ui"
+    # Where browsers reach this server when a proxy sits in front (``https://agents.example.com``): requests
+    # signed in by cookie are accepted only from this origin, the request's own, or ``trusted_origins``.
+    public_url: str | None = None
+    trusted_origins: list[str] = Field(default_factory=list)
 
 
 class DatabaseSettings(BaseModel):
