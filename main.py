@@ -26,6 +26,7 @@ from agent_ui.openapi import document_common_errors
 from agent_ui.pages import NAVIGATION, register_pages
 from agent_ui.security import OriginCheck, SecurityHeaders
 from agent_ui.site import Site
+from services.auth.passwords import Passwords
 from services.container import app_version, build_services
 from services.security import derive_key, load_or_create_secret
 from services.settings import Settings
@@ -42,12 +43,18 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}".replace("_", "-")
 
 
-def create_app(settings: Settings | None = None, capabilities: Sequence[WebCapability] = CAPABILITIES) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    capabilities: Sequence[WebCapability] = CAPABILITIES,
+    *,
+    passwords: Passwords | None = None,
+) -> FastAPI:
+    """The app. ``passwords`` is for tests only (a cheap hash); the product always uses argon2's defaults."""
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     secret = load_or_create_secret(settings.secret_key, settings.data_dir)
-    services = build_services(settings, secret, [capability.build for capability in capabilities])
+    services = build_services(settings, secret, [capability.build for capability in capabilities], passwords=passwords)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

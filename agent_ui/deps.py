@@ -227,7 +227,14 @@ class PageParams:
     def __init__(
         self,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=512,
+                pattern=r"^[A-Za-z0-9_-]*$",
+                description="the `next_cursor` of the previous page (opaque)",
+            ),
+        ] = None,
     ) -> None:
         self.limit = limit
         self.cursor = cursor

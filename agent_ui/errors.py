@@ -79,7 +79,10 @@ def _auth_headers(status: int) -> dict[str, str] | None:
 async def domain_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.DomainError)
     status = status_for(exc)
-    return error_response(status, exc.code, exc.message, exc.details, _auth_headers(status))
+    headers = _auth_headers(status) or {}
+    if isinstance(exc.details, dict) and isinstance(exc.details.get("retry_after_s"), int):
+        headers["Retry-After"] = str(exc.details["retry_after_s"])
+    return error_response(status, exc.code, exc.message, exc.details, headers or None)
 
 
 async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:

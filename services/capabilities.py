@@ -23,6 +23,7 @@ from services.instances import InstanceLease, LiveInstances
 from services.jobs import JobKind, JobService
 from services.llm import ModelRegistry
 from services.llm.metered import ModelCalls
+from services.references import References
 from services.runs import RunKind, RunService
 from services.settings import Settings
 from services.tools import ToolCatalog, ToolProvider
@@ -62,6 +63,9 @@ class Core:
     models: ModelRegistry
     calls: ModelCalls
     tools: ToolCatalog
+    # Who owns an id of another capability (a chat session, a run): capabilities register a resolver for their
+    # id prefix and ask ``ensure_owned`` before storing a link to an object they do not own.
+    references: References
 
 
 class Capability:

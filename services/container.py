@@ -15,6 +15,7 @@ from services.agent_config import AgentConfigService
 from services.artifacts import ArtifactService, DiskArtifactStore
 from services.auth import ApiKeyService, AuthService
 from services.auth.cache import PrincipalCache
+from services.auth.passwords import Passwords
 from services.auth.tokens import TokenDigester
 from services.capabilities import Capability, CapabilityFactory, Core
 from services.credits import CreditService
@@ -25,6 +26,7 @@ from services.instances import InstanceLease
 from services.jobs import JobService
 from services.llm import LocalModelRunner, ModelRegistry
 from services.llm.metered import ModelCalls
+from services.references import References
 from services.runs import RunService
 from services.security import derive_key
 from services.settings import Settings
@@ -159,8 +161,9 @@ class Services:
         await core.db.stop()
 
 
-def build_core(settings: Settings, secret: bytes) -> Core:
-    """The seams every capability is built on. Builds objects; opens nothing."""
+def build_core(settings: Settings, secret: bytes, *, passwords: Passwords | None = None) -> Core:
+    """The seams every capability is built on. Builds objects; opens nothing. ``passwords`` is for tests (a cheap
+    hash); the product always hashes with argon2id's default cost."""
     db = Database(settings.resolved_database_url(), settings.db)
     instance = InstanceLease(db=db, settings=settings.instance)
     digester = TokenDigester(derive_key(secret, "token-digest"))
@@ -173,17 +176,26 @@ def build_core(settings: Settings, secret: bytes) -> Core:
     models = ModelRegistry(settings.llm, local_runner=runner)
     calls = ModelCalls(db=db, models=models, credits=credits)
     jobs = JobService(db=db, runs=runs, artifacts=artifacts, credits=credits, calls=calls, settings=settings.jobs)
-    auth = AuthService(db=db, digester=digester, settings=settings.auth, principals=principals,
+    auth = AuthService(db=db, digester=digester, settings=settings.auth, principals=principals, passwords=passwords,
                        on_register=credits.open_account)  # fmt: skip
+    references = References()
+    references.register("run", runs.owns)
     return Core(settings=settings, secret=secret, version=app_version(), db=db, instance=instance, auth=auth,
                 api_keys=ApiKeyService(db=db, digester=digester, principals=principals), credits=credits, runs=runs,
-                jobs=jobs, artifacts=artifacts, models=models, calls=calls, tools=ToolCatalog())  # fmt: skip
+                jobs=jobs, artifacts=artifacts, models=models, calls=calls, tools=ToolCatalog(),
+                references=references)  # fmt: skip
 
 
-def build_services(settings: Settings, secret: bytes, capabilities: Sequence[CapabilityFactory]) -> Services:
+def build_services(
+    settings: Settings,
+    secret: bytes,
+    capabilities: Sequence[CapabilityFactory],
+    *,
+    passwords: Passwords | None = None,
+) -> Services:
     """The core, then each capability built on it and plugged in: its run kinds, job kinds, tool providers,
-    recovery and services. Builds objects; opens nothing."""
-    core = build_core(settings, secret)
+    recovery and services. Builds objects; opens nothing. ``passwords``: see :func:`build_core`."""
+    core = build_core(settings, secret, passwords=passwords)
     built = tuple(factory(core) for factory in capabilities)
     by_type: dict[type, object] = {}
     for capability in built:

@@ -36,6 +36,21 @@ class DatabaseSettings(BaseModel):
     pool_size: int = Field(default=10, ge=1)
 
 
+class LoginThrottleSettings(BaseModel):
+    """Failed sign-ins per account (normalised email, known or not) and per client address. After the free
+    failures each further one locks that account or client out for ``lockout_base_s``, doubling up to
+    ``lockout_max_s``; a successful sign-in clears the account's count."""
+
+    account_free_failures: int = Field(default=5, ge=0)
+    client_free_failures: int = Field(default=20, ge=0)
+    lockout_base_s: float = Field(default=1.0, gt=0)
+    lockout_max_s: float = Field(default=900.0, gt=0)
+    # Failures are forgotten this long after the last one (or after the lockout it caused ends).
+    forget_after_s: float = Field(default=3600.0, gt=0)
+    # Accounts and clients tracked at most (the oldest idle ones are forgotten first).
+    max_tracked: int = Field(default=100_000, ge=100)
+
+
 class AuthSettings(BaseModel):
     session_ttl_hours: int = Field(default=24 * 14, ge=1)
     cookie_secure: bool = False
@@ -44,6 +59,7 @@ class AuthSettings(BaseModel):
     login_ticket_ttl_s: int = Field(default=60, ge=5)
     # How long a checked token is trusted without a database lookup; changes made in this process apply at once.
     principal_cache_s: float = Field(default=2.0, ge=0, le=60)
+    login_throttle: LoginThrottleSettings = LoginThrottleSettings()
 
 
 def default_model_dir() -> Path:

@@ -18,9 +18,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from nicegui.testing.general import nicegui_reset_globals
 
+from services.auth.passwords import Passwords
 from services.db import Database
 from services.settings import DatabaseSettings, Settings
 from tests.upstream import ScriptedUpstream
@@ -32,6 +34,11 @@ os.environ.setdefault("AGENT_UI_DATA_DIR", tempfile.mkdtemp(prefix="agent-ui-tes
 PG_ADMIN_URL = os.environ.get("AGENT_UI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_SECRET = "test-secret-" + "x" * 40
 DEFAULT_PASSWORD = "correct horse battery"
+
+
+def cheap_passwords() -> Passwords:
+    """Argon2id at its lowest cost, for tests only: the product's default costs ~50 ms and 64 MiB a hash."""
+    return Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -227,7 +234,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     from main import create_app
 
     with nicegui_reset_globals():
-        application = create_app(settings)
+        application = create_app(settings, passwords=cheap_passwords())
         async with started(application):
             yield application
 

@@ -23,6 +23,8 @@ def principal(
 
 
 async def register(db: Database, email: str = "a@example.com", **hooks: object) -> UserRead:
+    from tests.conftest import cheap_passwords
+
     auth = AuthService(db=db, digester=TokenDigester(b"k" * 32), principals=PrincipalCache(0),
-                       settings=AuthSettings(), **hooks)  # type: ignore[arg-type]  # fmt: skip
+                       settings=AuthSettings(), passwords=cheap_passwords(), **hooks)  # type: ignore[arg-type]  # fmt: skip
     return await auth.register(RegisterRequest(email=email, password="password-123"))

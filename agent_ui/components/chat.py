@@ -293,9 +293,7 @@ class ChatView:
 
     async def save_settings(self) -> None:
         if self.session_id is not None:
-            await self.chat.update_session(
-                self.user_id, self.session_id, SessionUpdate(model=self.model.value)
-            )
+            await self.chat.update_session(self.user_id, self.session_id, SessionUpdate(model=self.model.value))
 
 
 def text_of(message: MessageRead) -> str:

@@ -22,6 +22,7 @@ from services.errors import DomainError
 
 def register(site: Site) -> None:
     services = site.services
+
     @ui.page("/admin/users", title="Users · agent-ui")
     async def users_page(request: Request) -> Response | None:
         principal = await signed_in(request, services)

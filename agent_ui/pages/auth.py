@@ -13,11 +13,13 @@ from agent_ui.pages.session import safe_next, signed_in
 from agent_ui.session_cookie import set_session_cookie
 from agent_ui.site import Site
 from services.auth.schemas import RegisterRequest
+from services.auth.throttle import LoginThrottledError, wait_text
 from services.errors import DomainError
 
 
 def register(site: Site) -> None:
     services = site.services
+
     @app.get("/auth/handoff", include_in_schema=False)
     async def handoff(request: Request, ticket: str = "", next: str = "/") -> Response:
         try:
@@ -41,6 +43,7 @@ def register(site: Site) -> None:
     async def login_page(request: Request, next: str = "/", expired: str = "") -> Response | None:
         if await signed_in(request, services):
             return RedirectResponse(safe_next(next), status_code=303)
+        client_ip = request.client.host if request.client else None
         with auth_card("Sign in"):
             if expired:
                 ui.label("That sign-in took too long; please sign in again.").classes("text-orange-8")
@@ -57,8 +60,11 @@ def register(site: Site) -> None:
                 error.set_text("")
                 try:
                     user = await services.auth.verify_credentials(
-                        (email.value or "").strip().lower(), password.value or ""
+                        (email.value or "").strip().lower(), password.value or "", client_ip=client_ip
                     )
+                except LoginThrottledError as exc:
+                    error.set_text(f"Too many sign-in attempts. Try again in {wait_text(exc.retry_after_s)}.")
+                    return
                 except DomainError as exc:
                     error.set_text(exc.message)
                     return

@@ -17,6 +17,7 @@ from services.errors import NotFoundError
 
 def register(site: Site) -> None:
     services = site.services
+
     async def chat_page(request: Request, session_id: str | None) -> Response | None:
         principal = await signed_in(request, services)
         if principal is None:
@@ -27,9 +28,7 @@ def register(site: Site) -> None:
             except NotFoundError:
                 return RedirectResponse("/", status_code=303)
         with (
-            frame(
-                site, principal, title="Chat", active="/", on_sign_out=sign_out_handler(request, services)
-            ) as shell,
+            frame(site, principal, title="Chat", active="/", on_sign_out=sign_out_handler(request, services)) as shell,
             ui.row().classes("w-full gap-4 items-start no-wrap max-md:flex-col"),
         ):
             select_session = await sessions_sidebar(services, principal, session_id)

@@ -26,6 +26,7 @@ from services.sandbox import SandboxService
 
 def register(site: Site) -> None:
     services = site.services
+
     @ui.page("/sandboxes", title="Sandboxes · agent-ui")
     async def sandboxes_page(request: Request) -> Response | None:
         principal = await signed_in(request, services)

@@ -15,6 +15,7 @@ from agent_ui.site import Site
 
 def register(site: Site) -> None:
     services = site.services
+
     @ui.page("/settings", title="Settings · agent-ui")
     async def settings_page(request: Request) -> Response | None:
         principal = await signed_in(request, services)

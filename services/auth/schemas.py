@@ -8,17 +8,29 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StrictBool, field_validator
 
 from services.auth.models import Role
 from services.auth.scopes import Scope
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$|^[^@\s]{1,64}@localhost$")
+# Whitespace spelled out, so that Python's `re` and JSON Schema's (ECMAScript) regexes agree on it: the pattern
+# published in the OpenAPI schema is the very one checked here.
+_WS = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_WS_CHARS = (
+    "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+EMAIL_MAX = 254
+EMAIL_PATTERN = rf"^[{_WS}]*[^@{_WS}]{{1,64}}@(?:[^@{_WS}]+\.[^@{_WS}]+|localhost)[{_WS}]*$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+# At least one character that is not whitespace.
+NOT_BLANK_PATTERN = rf"[^{_WS}]"
 
 
 def _normalise_email(value: str) -> str:
-    value = value.strip().lower()
-    if len(value) > 254 or not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value):
+        raise ValueError("not a valid email address")
+    value = value.strip(_WS_CHARS).lower()
+    if len(value) > EMAIL_MAX:
         raise ValueError("not a valid email address")
     return value
 
@@ -33,8 +45,21 @@ def _password_length(value: SecretStr) -> SecretStr:
     return value
 
 
-Email = Annotated[str, AfterValidator(_normalise_email)]
-Password = Annotated[SecretStr, AfterValidator(_password_length)]
+Email = Annotated[
+    str,
+    Field(
+        max_length=EMAIL_MAX,
+        description="an email address (local part 1-64 characters, a dotted domain or `localhost`); "
+        "surrounding whitespace is removed and it is lower-cased",
+        json_schema_extra={"pattern": EMAIL_PATTERN},
+    ),
+    AfterValidator(_normalise_email),
+]
+Password = Annotated[
+    SecretStr,
+    Field(json_schema_extra={"minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX}),
+    AfterValidator(_password_length),
+]
 
 
 class RegisterRequest(BaseModel):
@@ -70,19 +95,19 @@ class LoginResult(BaseModel):
 class UserAdminUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role | None = None
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(min_length=1, max_length=128)]
+    name: Annotated[str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": NOT_BLANK_PATTERN})]
     scopes: list[Scope] = Field(default_factory=lambda: [Scope.ALL], min_length=1, max_length=len(Scope))
     expires_at: datetime | None = None
 
     @field_validator("name")
     @classmethod
     def _strip_name(cls, value: str) -> str:
-        value = value.strip()
+        value = value.strip(_WS_CHARS)
         if not value:
             raise ValueError("name must not be blank")
         return value
@@ -98,7 +123,7 @@ class ApiKeyCreate(BaseModel):
 class ApiKeyUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str | None, Field(min_length=1, max_length=128)] = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class ApiKeyRead(BaseModel):

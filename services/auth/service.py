@@ -20,6 +20,7 @@ from services.auth.schemas import (
     UserAdminUpdate,
     UserRead,
 )
+from services.auth.throttle import LoginThrottle, MemoryLoginThrottle, Outcome, account_key, client_key
 from services.auth.tokens import TokenDigester, is_api_key, new_session_token
 from services.clock import Clock, utcnow
 from services.db.database import Database
@@ -41,6 +42,7 @@ class AuthService:
         settings: AuthSettings,
         principals: PrincipalCache,
         passwords: Passwords | None = None,
+        throttle: LoginThrottle | None = None,
         on_register: Callable[[str], Awaitable[None]] | None = None,
         clock: Clock = utcnow,
     ) -> None:
@@ -50,6 +52,7 @@ class AuthService:
         self._digester = digester
         self._settings = settings
         self._passwords = passwords or Passwords()
+        self._throttle = throttle or MemoryLoginThrottle(settings.login_throttle, clock=clock)
         self._clock = clock
 
     @property
@@ -81,11 +84,24 @@ class AuthService:
             await self._on_register(user.id)
         return UserRead.model_validate(user)
 
-    async def verify_credentials(self, email: str, password: str) -> UserRead:
-        async with self._db.transaction(readonly=True) as session:
-            user = await repo.user_by_email(session, email)
-        if not await self._passwords.verify(user.password_hash if user else None, password) or user is None:
-            raise AuthenticationError("wrong email or password", code="invalid_credentials")
+    async def verify_credentials(self, email: str, password: str, *, client_ip: str | None = None) -> UserRead:
+        """The user with this email and password; every sign-in (REST and UI) checks credentials here.
+
+        Throttled per account and per client before the password is looked at: LoginThrottledError (429, with
+        the seconds to wait) while either is locked out, the same for an email no user has.
+        """
+        account, client = account_key(email), client_key(client_ip)
+        await self._throttle.admit(account, client)
+        outcome = Outcome.ABANDONED
+        try:
+            async with self._db.transaction(readonly=True) as session:
+                user = await repo.user_by_email(session, account)
+            if not await self._passwords.verify(user.password_hash if user else None, password) or user is None:
+                outcome = Outcome.FAILED
+                raise AuthenticationError("wrong email or password", code="invalid_credentials")
+            outcome = Outcome.SUCCEEDED
+        finally:
+            await self._throttle.settle(account, client, outcome)
         if user.is_disabled:
             raise PermissionDeniedError("this account is disabled", code="account_disabled")
         return UserRead.model_validate(user)
@@ -135,8 +151,11 @@ class AuthService:
 
     # -- sessions --------------------------------------------------------------------------------
 
-    async def login(self, request: LoginRequest, *, user_agent: str | None = None) -> LoginResult:
-        user = await self.verify_credentials(request.email, request.password.get_secret_value())
+    async def login(
+        self, request: LoginRequest, *, user_agent: str | None = None, client_ip: str | None = None
+    ) -> LoginResult:
+        """Check the credentials (throttled, see :meth:`verify_credentials`) and start a session."""
+        user = await self.verify_credentials(request.email, request.password.get_secret_value(), client_ip=client_ip)
         token = await self.start_session(user.id, user_agent=user_agent)
         return LoginResult(access_token=token, expires_in=int(self.session_ttl.total_seconds()), user=user)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.auth.schemas import Principal
+from services.credits import Hold
 from services.errors import InsufficientCreditsError, UpstreamUnavailableError
 from services.llm.metered import CallStoppedError, CallUsage, ModelCalls, Payer
 from services.llm.schemas import CallResult, ModelInfo, TextDelta, ToolCallRequest
@@ -32,16 +34,23 @@ class Turn:
     tools: list[Tool]
     max_tool_rounds: int
     payer: Payer
+    # The first call's credits, held when the turn was stored (see ChatService.start_turn); its first call
+    # takes it over.
+    hold: Hold | None = None
 
     @property
     def user_id(self) -> str:
         return self.principal.user.id
 
+    def take_hold(self) -> Hold | None:
+        hold, self.hold = self.hold, None
+        return hold
+
 
 @dataclass
 class TurnOutcome:
     parts: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "complete"  # complete | cancelled | failed
+    status: str = "complete"  # complete | cancelled | failed (| interrupted, rebuilt by fold_events)
     finish_reason: str = "stop"
     error_code: str | None = None
     prompt_tokens: int = 0
@@ -154,7 +163,7 @@ class AgentLoop:
         try:
             result, usage = await self._calls.stream(
                 turn.payer, turn.model, messages, tools=[tool.openai_schema() for tool in tools] if tools else None,
-                response_format=response_format, on_delta=on_delta,
+                response_format=response_format, on_delta=on_delta, hold=turn.take_hold(),
             )  # fmt: skip
         except CallStoppedError as stopped:
             _add(outcome, stopped.usage)
@@ -267,6 +276,23 @@ class AgentLoop:
         if done.error is not None:
             result["error"] = done.error
         return result
+
+
+def fold_events(events: Iterable[tuple[str, dict[str, Any]]]) -> TurnOutcome:
+    """A turn rebuilt from its events ``(type, data)``, into the same parts the loop builds while it runs: what
+    an answer keeps when the instance writing it died (the events persisted until then)."""
+    outcome = TurnOutcome(status="interrupted", finish_reason="interrupted", error_code="interrupted")
+    for type_, data in events:
+        if type_ == "content.delta":
+            outcome.add_text(str(data.get("text", "")))
+        elif type_ == "reasoning.delta":
+            outcome.add_text(str(data.get("text", "")), "reasoning")
+        elif type_ in ("tool_call", "tool_result"):
+            outcome.parts.append({"type": type_, **data})
+        elif type_ == "usage" and data.get("scope") == "call":
+            outcome.prompt_tokens += int(data.get("prompt_tokens") or 0)
+            outcome.completion_tokens += int(data.get("completion_tokens") or 0)
+    return outcome
 
 
 def _add(outcome: TurnOutcome, usage: CallUsage) -> None:

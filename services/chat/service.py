@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -13,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.auth.authz import require_scope
 from services.auth.schemas import Principal
 from services.auth.scopes import Scope
-from services.chat.agent import AgentLoop, Turn, TurnOutcome
+from services.chat.agent import AgentLoop, Turn, TurnOutcome, fold_events
 from services.chat.history import branch, build_history, flatten_parts
 from services.chat.metering import SessionMetricsRecorder
 from services.chat.models import ChatMessage, ChatSession, SessionMetrics
@@ -39,6 +40,7 @@ from services.llm.schemas import ModelInfo
 from services.llm.tokens import estimate_tokens
 from services.money import to_credits
 from services.runs import Run, RunEvent, RunKind, RunService, RunStatus
+from services.runs.models import RunEventBatch
 from services.settings import ChatSettings
 from services.tools import ToolCatalog
 
@@ -93,8 +95,6 @@ class ChatService:
             self._settings.max_tool_rounds,
         )
         model = await self._model_for_turn(user_id, request)
-        # 402 before anything is stored
-        await self._calls.ensure_affordable(user_id, model, request.message + (request.system_prompt or ""))
         tools = await self._tools.tools_for(principal, groups) if groups else []
         now = self._clock()
         lock = f"chat-session:{request.session_id}" if request.session_id else None
@@ -119,14 +119,17 @@ class ChatService:
             session.add_all([question, answer])
             await session.flush()
             path = branch(await self._messages(session, chat.id), question.id)
+            history = build_history(
+                system_prompt=system_prompt or self._settings.system_prompt, path=path, budget_tokens=budget
+            )
+            # The first call's credits, held in this transaction: a turn the balance cannot start is a 402 that
+            # leaves no session, message or run behind, however many turns race for the same balance.
+            hold = await self._calls.hold_for_call(user_id, model, history, cause_id=run.id, session=session)
         handle = self._runs.open(run)
         handle.emit("run", {"run_id": run.id, "session_id": chat.id, "message_id": answer.id, "model": model.id})
-        history = build_history(
-            system_prompt=system_prompt or self._settings.system_prompt, path=path, budget_tokens=budget
-        )
         payer = Payer(user_id=user_id, run=handle, record=self._metrics.for_session(user_id, chat.id))
         turn = Turn(run=handle, principal=principal, session_id=chat.id, model=model, messages=history,
-                    tools=tools, max_tool_rounds=max_rounds, payer=payer)  # fmt: skip
+                    tools=tools, max_tool_rounds=max_rounds, payer=payer, hold=hold)  # fmt: skip
         self._runs.launch(handle, lambda _handle: self._run_turn(turn, answer.id))
         return RunStarted(run_id=run.id, session_id=chat.id, message_id=answer.id,
                           user_message_id=question.id, model=model.id)  # fmt: skip
@@ -196,6 +199,8 @@ class ChatService:
         try:
             outcome = await self._loop.run(turn)
         finally:
+            if (unused := turn.take_hold()) is not None:  # the turn ended before its first call
+                await self._calls.release(unused)
             await self._settle(turn, answer_id, outcome)
 
     async def _settle(self, turn: Turn, answer_id: str, outcome: TurnOutcome) -> None:
@@ -227,18 +232,30 @@ class ChatService:
         return _run_read(await self._runs.get(principal, run_id, kinds={RUN_KIND}))
 
     async def _on_interrupted(self, runs: list[Run]) -> None:
-        """Turns whose instance died: their answers are marked interrupted and their sessions freed."""
+        """Turns whose instance died: each answer gets back what its run's persisted events hold (the text
+        streamed so far, tool calls and results, tokens), is marked interrupted, and its session is freed."""
         run_ids = [run.id for run in runs]
         async with self._db.transaction() as session:
-            await session.exec(
-                sa.update(ChatMessage)
+            batches = await session.exec(
+                select(RunEventBatch)
+                .where(col(RunEventBatch.run_id).in_(run_ids))
+                .order_by(col(RunEventBatch.run_id), col(RunEventBatch.first_id))
+            )  # fmt: skip
+            events: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+            for batch in batches.all():
+                events.setdefault(batch.run_id, []).extend((type_, data) for _id, type_, data in batch.events)
+            answers = await session.exec(
+                select(ChatMessage)
                 .where(col(ChatMessage.run_id).in_(run_ids), col(ChatMessage.status) == "streaming")
-                .values(status="interrupted")
-            )
+            )  # fmt: skip
+            for answer in answers.all():
+                outcome = fold_events(events.get(answer.run_id or "", []))
+                answer.content = outcome.parts
+                answer.prompt_tokens, answer.completion_tokens = outcome.prompt_tokens, outcome.completion_tokens
+                answer.status = "interrupted"
+                session.add(answer)
             await session.exec(
-                sa.update(ChatSession)
-                .where(col(ChatSession.active_run_id).in_(run_ids))
-                .values(active_run_id=None)
+                sa.update(ChatSession).where(col(ChatSession.active_run_id).in_(run_ids)).values(active_run_id=None)
             )
 
     # -- sessions ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -251,11 +251,71 @@ class CreditService:
             tx.add(row)
         return Hold(row.id, user_id, amount, cause_type, cause_id)
 
-    async def settle(self, hold: Hold, cost_micro: int, *, session: AsyncSession | None = None) -> Settlement:
-        """Release the hold and charge the real cost, never below zero.
+    async def extend(
+        self,
+        hold: Hold,
+        *,
+        at_most: int,
+        at_least: int | None = None,
+        ttl_s: float | None = None,
+        session: AsyncSession | None = None,
+    ) -> Hold:
+        """Add to an open hold as much as is available, up to ``at_most`` (402 below ``at_least``, which defaults
+        to all of it; with ``at_least=0`` nothing available returns the hold as it was), and renew its lapse time.
+        Returns the hold as it now stands.
 
-        The cost is charged in full when the balance covers it (it normally does: the hold reserved the most
-        the work could cost). A hold that already lapsed is simply not there to release.
+        For work whose cost grows as it runs (a streaming answer holds in steps). One transaction: the hold row
+        is locked first (the order settle and release use), then the account grows by one conditional update
+        (``WHERE balance - held >= amount``), so what is held never exceeds the balance, on SQLite and
+        PostgreSQL alike and under any concurrency. A hold that lapsed, was settled or was released cannot grow
+        (402). A hold of nothing (free work so far) becomes a hold of its own.
+        """
+        if at_most <= 0:
+            return hold
+        if hold.id is None:
+            return await self.hold(hold.user_id, at_most=at_most, at_least=at_least, cause_type=hold.cause_type,
+                                   cause_id=hold.cause_id, ttl_s=ttl_s, session=session)  # fmt: skip
+        least = at_most if at_least is None else max(at_least, 0)
+        async with self._within(session) as tx:
+            row = (await tx.exec(select(CreditHold).where(CreditHold.id == hold.id).with_for_update())).first()
+            if row is None:
+                raise InsufficientCreditsError("the credits held for this work have lapsed")
+            account = (
+                await tx.exec(select(CreditAccount).where(CreditAccount.user_id == hold.user_id).with_for_update())
+            ).one()
+            available = account.balance_micro - account.held_micro
+            amount = max(0, min(at_most, available))
+            if amount < least:
+                raise InsufficientCreditsError(
+                    "not enough credits to go on",
+                    details={"available": float(to_credits(available)), "needed": float(to_credits(least))},
+                )
+            if amount == 0:
+                return hold
+            connection = await tx.connection()
+            statement = (
+                sa.update(ACCOUNTS)
+                .where(ACCOUNTS.c.user_id == hold.user_id, ACCOUNTS.c.balance_micro - ACCOUNTS.c.held_micro >= amount)
+                .values(held_micro=ACCOUNTS.c.held_micro + amount, updated_at=self._clock())
+            )
+            if (await connection.execute(statement)).rowcount != 1:  # nothing written yet: safe to refuse
+                raise InsufficientCreditsError("not enough credits to go on")
+            expires_at = max(row.expires_at, self._clock() + timedelta(seconds=ttl_s or self._settings.hold_ttl_s))
+            await connection.execute(
+                sa.update(HOLDS).where(HOLDS.c.id == hold.id)
+                .values(amount_micro=HOLDS.c.amount_micro + amount, expires_at=expires_at)
+            )  # fmt: skip
+            tx.expire(account)
+            tx.expire(row)
+        return replace(hold, amount_micro=hold.amount_micro + amount)
+
+    async def settle(self, hold: Hold, cost_micro: int, *, session: AsyncSession | None = None) -> Settlement:
+        """Release the hold and charge the real cost, never below zero and never into what other work holds.
+
+        The cost is charged in full when what this hold reserved plus what is available covers it (it normally
+        does: the hold reserved what the work was to cost); past that the rest is not charged, so the balance
+        never goes negative and never below what is still held. A hold that already lapsed is simply not there
+        to release.
         """
         async with self._within(session) as tx:
             await self.ensure_account(tx, hold.user_id)
@@ -269,10 +329,12 @@ class CreditService:
             account = (
                 await tx.exec(select(CreditAccount).where(CreditAccount.user_id == hold.user_id).with_for_update())
             ).one()
-            charged = max(0, min(cost_micro, account.balance_micro))
+            held_by_others = account.held_micro - held
+            charged = max(0, min(cost_micro, account.balance_micro - held_by_others))
             statement = (
                 sa.update(ACCOUNTS)
-                .where(ACCOUNTS.c.user_id == hold.user_id, ACCOUNTS.c.balance_micro >= charged)
+                .where(ACCOUNTS.c.user_id == hold.user_id,
+                       ACCOUNTS.c.balance_micro - (ACCOUNTS.c.held_micro - held) >= charged)
                 .values(balance_micro=ACCOUNTS.c.balance_micro - charged,
                         held_micro=ACCOUNTS.c.held_micro - held, updated_at=self._clock())
                 .returning(ACCOUNTS.c.balance_micro)

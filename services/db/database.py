@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.security import PRIVATE_FILE, make_private, private_dir, private_file
 from services.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ class Database:
         url = make_url(self.url)
         kwargs: dict[str, Any] = {"echo": self._settings.echo}
         if url.get_backend_name() == "sqlite":
-            if url.database and url.database != ":memory:":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+                _private_sqlite_files(Path(url.database))
             engine = create_async_engine(url, **kwargs)
             _configure_sqlite(engine, self._settings.sqlite_busy_timeout_ms)
             return engine
@@ -208,6 +209,17 @@ def alembic_config() -> Any:
 
 def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The database file and its companions readable by the owner only (0600): the file is created here, before
+    SQLite opens it, because SQLite gives its -wal, -shm and -journal files the database file's permissions.
+    A folder made for it is 0700; one that exists is left as it is (the data dir is made 0700 at start)."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        make_private(path.with_name(path.name + suffix), PRIVATE_FILE)
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

@@ -245,6 +245,12 @@ class RunService:
             require_scope(principal, kind.scope)
         return run
 
+    async def owns(self, user_id: str, run_id: str) -> bool:
+        """Whether the run exists and is the user's: the core's resolver of ``run_…`` ids (services.references)."""
+        async with self._db.transaction(readonly=True) as session:
+            run = await session.get(Run, run_id)
+        return run is not None and run.user_id == user_id
+
     async def request_stop(self, principal: Principal, run_id: str, *, kinds: Collection[str] | None = None) -> Run:
         run = await self.get(principal, run_id, kinds=kinds)
         if run.status in TERMINAL:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -65,7 +67,10 @@ class LabelledSandbox:
 
 
 class SandboxBackend(Protocol):
-    """Where sandboxes run. Every method may raise ``UpstreamUnavailableError`` when the engine does not answer.
+    """Where sandboxes run. Every method may raise ``UpstreamUnavailableError`` when the engine does not answer
+    or fails. What the engine refuses becomes a domain error of ours, never the engine's own message (which names
+    containers and host paths): ``NotFoundError`` for a sandbox that is gone, ``ConflictError`` with the code
+    ``sandbox_not_running`` for one being removed, ``ValidationFailedError`` for a request the engine will not do.
 
     Paths given to file methods are absolute, already resolved and checked to lie inside ``/workspace``.
     """
@@ -77,7 +82,8 @@ class SandboxBackend(Protocol):
         ...
 
     async def create(self, spec: SandboxSpec) -> str:
-        """Start a sandbox and return the backend's reference to it (a container id)."""
+        """Start a sandbox and return the backend's reference to it (a container id). A create that fails, or
+        whose caller is cancelled, leaves nothing behind (no container, volume, directory or cgroup)."""
         ...
 
     def exec_stream(
@@ -111,8 +117,27 @@ class SandboxBackend(Protocol):
         ...
 
     async def list_labelled(self) -> list[LabelledSandbox]:
-        """Every sandbox of this deployment the engine holds, running or not, with the instance that started it."""
+        """Every sandbox of this deployment the engine holds, running or not, or what is left of one (a workspace
+        volume without its container), with the instance that started it; each ``ref`` is one :meth:`destroy`
+        takes."""
         ...
+
+
+async def create_or_undo(create: Awaitable[str], undo: Callable[[str], Awaitable[None]]) -> str:
+    """Await a create that runs on by itself (in a thread, which a cancellation does not stop). If the caller is
+    cancelled, the create is let finish and what it made is undone before the cancellation goes on; a second
+    cancellation leaves the undo running on its own."""
+    task = asyncio.ensure_future(create)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+
+        async def undo_when_made() -> None:
+            with contextlib.suppress(Exception):
+                await undo(await task)
+
+        await asyncio.shield(asyncio.ensure_future(undo_when_made()))
+        raise
 
 
 async def result_of(stream: AsyncIterator[OutputChunk | ExecResult]) -> ExecResult:

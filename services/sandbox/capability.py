@@ -25,8 +25,8 @@ class SandboxCapability(Capability):
         self.service: SandboxService | None = None
         if backends:
             self.service = SandboxService(db=core.db, backends=backends, credits=core.credits,
-                                          settings=settings.sandbox, prices=settings.credits,
-                                          owner=core.instance.id)  # fmt: skip
+                                          references=core.references, settings=settings.sandbox,
+                                          prices=settings.credits, owner=core.instance.id)  # fmt: skip
 
     def services(self) -> list[object]:
         return [self.service] if self.service is not None else []

@@ -5,20 +5,57 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+MAX_ENV_VARS = 64
+MAX_ENV_VALUE = 4096
+MAX_ENV_BYTES = 32 * 1024  # names and values together: what reaches the engine (and a local sandbox's argv)
+# Paths: what Linux and the engines take (a name of at most 255 bytes) and a total well under PATH_MAX.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
+
+
+def no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _env_size(env: dict[str, str]) -> dict[str, str]:
+    if sum(len(name.encode()) + len(value.encode()) + 2 for name, value in env.items()) > MAX_ENV_BYTES:
+        raise ValueError(f"the environment is limited to {MAX_ENV_BYTES} bytes in all")
+    return env
+
+
+def check_workspace_path(path: str) -> str:
+    """A path's shape (not where it leads): no NUL, no name longer than 255 bytes, 1024 bytes in all.
+    Raises ``ValueError`` (a 422 at the edge)."""
+    if "\x00" in path:
+        raise ValueError("a path must not contain NUL characters")
+    if len(path.encode()) > MAX_PATH_BYTES:
+        raise ValueError(f"a path is at most {MAX_PATH_BYTES} bytes")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in path.split("/")):
+        raise ValueError(f"a file or folder name is at most {MAX_NAME_BYTES} bytes")
+    return path
+
+
+# A POSIX environment variable name (what a shell can set and read).
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE), AfterValidator(no_nul)]
+Env = Annotated[dict[EnvName, EnvValue], Field(max_length=MAX_ENV_VARS), AfterValidator(_env_size)]
+WorkspacePath = Annotated[str, AfterValidator(check_workspace_path)]
 
 
 class SandboxCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     template: Literal["python"] = "python"
     timeout_s: int | None = Field(default=None, ge=30, le=7 * 24 * 3600)
-    cpu: float | None = Field(default=None, gt=0, le=64)
+    cpu: float | None = Field(default=None, ge=0.01, le=64)  # engines take no less than 1% of a CPU
     memory_mb: int | None = Field(default=None, ge=32, le=1024 * 1024)
-    network: bool = False
-    env: dict[EnvName, Annotated[str, Field(max_length=4096)]] = Field(default_factory=dict, max_length=64)
-    session_id: str | None = Field(default=None, max_length=32)
+    network: StrictBool = False
+    env: Env = Field(default_factory=dict)
+    # The chat session or run the sandbox serves: yours (404 otherwise).
+    session_id: str | None = Field(default=None, min_length=1, max_length=32)
 
 
 class SandboxRead(BaseModel):
@@ -45,11 +82,11 @@ class SandboxDetail(SandboxRead):
 
 class ExecRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    command: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    command: Annotated[str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(no_nul)]
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
-    workdir: str | None = Field(default=None, max_length=1024)
-    env: dict[EnvName, Annotated[str, Field(max_length=4096)]] = Field(default_factory=dict, max_length=64)
-    stream: bool = False
+    workdir: WorkspacePath | None = Field(default=None, max_length=MAX_PATH_BYTES)
+    env: Env = Field(default_factory=dict)
+    stream: StrictBool = False
 
 
 class ExecResponse(BaseModel):

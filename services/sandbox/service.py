@@ -22,6 +22,7 @@ from services.credits import CreditService, Hold
 from services.db.database import Database
 from services.db.owned import get_owned
 from services.errors import (
+    ConflictError,
     InvalidRequestError,
     NotFoundError,
     QuotaExceededError,
@@ -31,10 +32,12 @@ from services.ids import new_id
 from services.instances import LiveInstances
 from services.money import to_micro
 from services.periodic import Periodic
+from services.references import References
 from services.sandbox.base import (
     WORKSPACE,
     ExecResult,
     FileEntry,
+    LabelledSandbox,
     Limits,
     OutputChunk,
     SandboxBackend,
@@ -43,7 +46,13 @@ from services.sandbox.base import (
 )
 from services.sandbox.models import Sandbox
 from services.sandbox.pool import WarmPool, WarmSandbox
-from services.sandbox.schemas import ExecRequest, SandboxCreate, SandboxDetail, SandboxRead
+from services.sandbox.schemas import (
+    ExecRequest,
+    SandboxCreate,
+    SandboxDetail,
+    SandboxRead,
+    check_workspace_path,
+)
 from services.settings import CreditsSettings, SandboxSettings
 
 log = logging.getLogger(__name__)
@@ -51,9 +60,14 @@ LIVE = ("starting", "running")
 
 
 def workspace_path(path: str | None) -> str:
-    """A path relative to /workspace, normalised; absolute paths and `..` that leave it are refused."""
+    """A path relative to /workspace, normalised; absolute paths and `..` that leave it are refused, and so are
+    names no file system takes (NUL, longer than 255 bytes, 1024 bytes in all)."""
     raw = (path or "").strip()
-    if raw.startswith("/") or "\x00" in raw or "\\" in raw:
+    try:
+        check_workspace_path(raw)
+    except ValueError as exc:
+        raise ValidationFailedError(str(exc), code="invalid_path") from exc
+    if raw.startswith("/") or "\\" in raw:
         raise ValidationFailedError("paths are relative to /workspace", code="path_outside_workspace")
     joined = posixpath.normpath(posixpath.join(WORKSPACE, raw))
     if joined != WORKSPACE and not joined.startswith(WORKSPACE + "/"):
@@ -68,14 +82,17 @@ class SandboxService:
         db: Database,
         backends: list[SandboxBackend],
         credits: CreditService,
+        references: References,
         settings: SandboxSettings,
         prices: CreditsSettings,
         owner: str,
         clock: Clock = utcnow,
     ) -> None:
         """``owner`` is this instance's id: the sandboxes it starts are its own to reap, and others recover them
-        only once its lease is gone."""
+        only once its lease is gone. ``references`` tells whether a ``session_id`` (a chat session, a run) is the
+        caller's."""
         self._db = db
+        self._references = references
         self._owner = owner
         self._candidates = backends
         self.backend = backends[0]
@@ -134,18 +151,21 @@ class SandboxService:
 
     async def recover(self, live: LiveInstances) -> None:
         """Sandboxes of instances that are gone: their containers (warm pool leftovers too) are removed and their
-        rows marked destroyed with the minutes settled. Sandboxes of live instances, ours included, stay."""
+        rows marked destroyed with the minutes settled. Sandboxes of live instances, ours included, stay, except
+        our own strays (see :meth:`_remove_strays`)."""
         async with self._db.transaction(readonly=True) as session:
             rows = list((await session.exec(select(Sandbox).where(col(Sandbox.status).in_(LIVE)))).all())
         claimed = {row.id for row in rows if live.owns(row.owner_instance)}
         removed: set[str] = set()
         with contextlib.suppress(Exception):  # an engine that does not answer is tried again at the next heartbeat
-            for labelled in await self.backend.list_labelled():
+            engine = await self.backend.list_labelled()
+            for labelled in engine:
                 if live.owns(labelled.owner) or (not labelled.owner and labelled.sandbox_id in claimed):
                     continue
                 log.warning("removing sandbox %s of an instance that is gone", labelled.sandbox_id or labelled.ref)
                 await self.backend.destroy(labelled.ref)
                 removed.add(labelled.ref)
+            await self._remove_strays([labelled for labelled in engine if labelled.ref not in removed])
         for sandbox in rows:
             if sandbox.id in claimed:
                 continue
@@ -153,6 +173,23 @@ class SandboxService:
                 with contextlib.suppress(Exception):
                     await self.backend.destroy(sandbox.ref)
             await self._finish(sandbox, reason="server restart")
+
+    async def _remove_strays(self, engine: builtins.list[LabelledSandbox]) -> None:
+        """Sandboxes this instance started for a user whose row is no longer live (a create whose clean-up
+        failed too, a destroy that did not reach the engine): removed, so that none outlives its row until the
+        next start. The rows are read after the engine's listing, and a row is live before its sandbox is
+        started, so a sandbox being created is never taken for a stray; pooled ones (no user yet) are left."""
+        ours = {labelled.sandbox_id: labelled for labelled in engine if labelled.owner == self._owner
+                and labelled.user_id}  # fmt: skip
+        if not ours:
+            return
+        async with self._db.transaction(readonly=True) as session:
+            statement = select(Sandbox.id).where(col(Sandbox.id).in_(list(ours)), col(Sandbox.status).in_(LIVE))
+            live_ids = set((await session.exec(statement)).all())
+        for sandbox_id, labelled in ours.items():
+            if sandbox_id not in live_ids:
+                log.warning("removing sandbox %s: its row is no longer live", sandbox_id)
+                await self.backend.destroy(labelled.ref)
 
     async def reap(self) -> int:
         """Destroy this instance's sandboxes whose time to live has run out."""
@@ -178,6 +215,8 @@ class SandboxService:
                                   ("memory_mb", memory_mb, settings.max_memory_mb)]:  # fmt: skip
             if value > most:
                 raise ValidationFailedError(f"{name} is at most {most} here", code="limit_too_high")
+        if request.session_id is not None:  # a link to a chat session or run: only to one of the caller's
+            await self._references.ensure_owned(user_id, request.session_id, what="session")
         now = self._clock()
         sandbox = Sandbox(
             id=new_id("sbx"), user_id=user_id, backend=self.backend.kind, status="starting", template=request.template,
@@ -213,16 +252,33 @@ class SandboxService:
         if warm is not None:
             self.pool.handed_out()
             return SandboxRead.model_validate(sandbox)
+        ref: str | None = None
         try:
-            sandbox.ref = await self.backend.create(spec)
-            sandbox.status = "running"
-        except BaseException:
-            sandbox.status, sandbox.destroy_reason, sandbox.destroyed_at = "failed", "create failed", self._clock()
+            # The backend leaves nothing behind when its create fails or is cancelled (see SandboxBackend.create).
+            ref = await self.backend.create(spec)
+            sandbox.ref, sandbox.status = ref, "running"
             await self._save(sandbox)
-            await self._release_holds(sandbox)
+        except BaseException:
+            await self._abandon(sandbox, ref)
             raise
-        await self._save(sandbox)
         return SandboxRead.model_validate(sandbox)
+
+    async def _abandon(self, sandbox: Sandbox, ref: str | None) -> None:
+        """A cold create that failed (the engine refused or failed, the caller went away, the row could not be
+        saved): remove what was started, release the minutes' hold and mark the row failed, so that it neither
+        counts toward the quota nor holds credits. Every step is tried; none hides the create's own error."""
+        if ref is not None:
+            await self._discard(ref)
+        sandbox.ref, sandbox.status = None, "failed"
+        sandbox.destroy_reason, sandbox.destroyed_at = "create failed", self._clock()
+        try:
+            async with self._db.transaction() as session:
+                for hold in self._holds(sandbox):
+                    await self._credits.release(hold, session=session)
+                sandbox.hold_ids = []
+                await session.merge(sandbox)
+        except Exception:  # the create's error is the one to report; the hold lapses, the reaper ends the row
+            log.exception("could not record the failed create of sandbox %s", sandbox.id)
 
     def _pool_spec_fits(self, spec: SandboxSpec) -> bool:
         """A pooled sandbox serves only a request that asks for exactly what it was started with."""
@@ -316,12 +372,6 @@ class SandboxService:
         """The holds paying for a sandbox's minutes (one with nothing held when it is free)."""
         ids: builtins.list[str | None] = [*sandbox.hold_ids] or [None]
         return [Hold(hold_id, sandbox.user_id, 0, "sandbox", sandbox.id) for hold_id in ids]
-
-    async def _release_holds(self, sandbox: Sandbox) -> None:
-        for hold in self._holds(sandbox):
-            await self._credits.release(hold)
-        sandbox.hold_ids = []
-        await self._save(sandbox)
 
     async def _owned(self, user_id: str, sandbox_id: str) -> Sandbox:
         async with self._db.transaction(readonly=True) as session:
@@ -422,7 +472,9 @@ class SandboxService:
         assert sandbox.ref is not None
         try:
             return await self.backend.list_dir(sandbox.ref, real)
-        except InvalidRequestError:
+        except InvalidRequestError as exc:
+            if exc.code != "not_a_directory":
+                raise
             return await self.backend.get_file(sandbox.ref, real)
 
     async def write(self, user_id: str, sandbox_id: str, path: str | None, data: bytes) -> FileEntry:
@@ -437,4 +489,7 @@ class SandboxService:
         await self.backend.put_file(sandbox.ref, real, data)
         name = posixpath.basename(real)
         entries = await self.backend.list_dir(sandbox.ref, posixpath.dirname(real))
-        return next(entry for entry in entries if entry.name == name)
+        written = next((entry for entry in entries if entry.name == name), None)
+        if written is None:  # a command in the sandbox removed it at once
+            raise ConflictError("the file was removed as it was written", code="path_conflict")
+        return written

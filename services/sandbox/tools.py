@@ -6,36 +6,38 @@ output stream, which kills the command (on both backends).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.auth.schemas import Principal
 from services.auth.scopes import Scope
-from services.sandbox.schemas import ExecRequest, SandboxCreate
+from services.sandbox.schemas import MAX_PATH_BYTES, ExecRequest, SandboxCreate, WorkspacePath, no_nul
 from services.sandbox.service import SandboxService
 from services.tools import Tool, ToolContext, ToolGroup
 
 SANDBOX = ToolGroup("sandbox", Scope.SANDBOXES, "run commands and keep files in the chat's own sandbox")
 MAX_TOOL_OUTPUT = 20_000
-Path = Field(min_length=1, max_length=4096, description="path relative to /workspace")
+Path = Field(min_length=1, max_length=MAX_PATH_BYTES, description="path relative to /workspace")
 
 
 class ExecArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    command: str = Field(min_length=1, max_length=100_000, description="the shell command")
+    command: Annotated[str, AfterValidator(no_nul)] = Field(
+        min_length=1, max_length=100_000, description="the shell command"
+    )
     timeout_s: float | None = Field(default=None, gt=0, le=3600, description="time limit in seconds")
 
 
 class WriteArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Path
+    path: WorkspacePath = Path
     content: str = Field(max_length=5_000_000)
 
 
 class ReadArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Path
+    path: WorkspacePath = Path
 
 
 class SessionSandboxTools:

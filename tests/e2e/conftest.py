@@ -39,7 +39,11 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A page whose journey fails if the Content-Security-Policy blocked anything the app needed."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda line: blocked.append(line.text) if "Content Security Policy" in line.text else None)
     yield page
     await context.close()
+    assert not blocked, f"the page's Content-Security-Policy blocked: {blocked}"

@@ -22,10 +22,27 @@ async def register(body: RegisterRequest, services: ServicesDep) -> UserRead:
     return await services.auth.register(body)
 
 
-@router.post("/login", responses={401: {"model": ErrorEnvelope}, 403: {"model": ErrorEnvelope}})
+THROTTLED = {
+    "model": ErrorEnvelope,
+    "description": "too many failed sign-ins for this account or from this client (`too_many_attempts`); "
+    "`details.retry_after_s` and the `Retry-After` header say when to try again. The same for unknown emails.",
+    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
+}
+
+
+@router.post(
+    "/login",
+    responses={401: {"model": ErrorEnvelope}, 403: {"model": ErrorEnvelope}, 429: THROTTLED},
+)
 async def login(body: LoginRequest, request: Request, response: Response, services: ServicesDep) -> LoginResult:
-    """Start a session: sets the HttpOnly cookie and returns the same session as a Bearer access_token."""
-    result = await services.auth.login(body, user_agent=request.headers.get("user-agent"))
+    """Start a session: sets the HttpOnly cookie and returns the same session as a Bearer access_token.
+
+    Failed sign-ins are throttled per account and per client address (429 `too_many_attempts`)."""
+    result = await services.auth.login(
+        body,
+        user_agent=request.headers.get("user-agent"),
+        client_ip=request.client.host if request.client else None,
+    )
     set_session_cookie(
         response, result.access_token, max_age=result.expires_in, secure=services.settings.auth.cookie_secure
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Response, status
 from sse_starlette import EventSourceResponse
@@ -32,14 +32,21 @@ NOT_FOUND = {404: {"model": ErrorEnvelope}}
 SSE = SSE_RESPONSE
 
 
-@router.post(
-    "/stream",
-    response_class=EventSourceResponse,
-    responses={200: SSE, 404: {"model": ErrorEnvelope}, 409: {"model": ErrorEnvelope}, 503: {"model": ErrorEnvelope}},
-)
-async def chat_stream(
-    body: ChatStreamRequest, principal: CurrentPrincipal, chat: ChatDep
-) -> EventSourceResponse:
+# What a turn can be refused with before its stream starts (afterwards, failures are `error` events).
+STREAM_ERRORS: dict[int | str, dict[str, Any]] = {
+    402: {"model": ErrorEnvelope, "description": "the balance cannot pay for the first model call's prompt and a "
+                                                 "minimal answer (`insufficient_credits`); nothing is stored"},
+    404: {"model": ErrorEnvelope, "description": "unknown session or parent message, or another user's"},
+    409: {"model": ErrorEnvelope, "description": "the session is already answering (`run_active`)"},
+    422: {"model": ErrorEnvelope, "description": "validation failed: `validation_error`, `malformed_json`, "
+                                                 "`unknown_model`, `no_model`, `unknown_tool_group`, "
+                                                 "`message_too_long`, `message_empty`"},
+    503: {"model": ErrorEnvelope, "description": "this server does not run chat"},
+}  # fmt: skip
+
+
+@router.post("/stream", response_class=EventSourceResponse, responses={200: SSE, **STREAM_ERRORS})
+async def chat_stream(body: ChatStreamRequest, principal: CurrentPrincipal, chat: ChatDep) -> EventSourceResponse:
     """Send a message and stream the answer. The run goes on if the client disconnects; resume it from
     `/chat/runs/{run_id}/events`."""
     started = await chat.start_turn(principal, body)

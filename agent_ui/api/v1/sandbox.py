@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from agent_ui.deps import CurrentPrincipal, RequireScope, ServicesDep, api_router
+from agent_ui.deps import BODY_LIMIT_KEY, CurrentPrincipal, RequireScope, ServicesDep, api_router
 from agent_ui.errors import ErrorEnvelope
 from agent_ui.sse import event_stream
 from services.auth import Scope
@@ -20,6 +20,7 @@ from services.runs import RunEvent
 from services.sandbox import SandboxService
 from services.sandbox.base import ExecResult, OutputChunk
 from services.sandbox.schemas import (
+    MAX_PATH_BYTES,
     DirectoryListing,
     ExecRequest,
     ExecResponse,
@@ -27,15 +28,28 @@ from services.sandbox.schemas import (
     SandboxCreate,
     SandboxDetail,
     SandboxRead,
+    WorkspacePath,
 )
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorEnvelope, "description": description}
+
 
 router = api_router(
     prefix="/sandboxes",
     tags=["sandboxes"],
     guard=RequireScope(Scope.SANDBOXES),
-    responses={401: {"model": ErrorEnvelope}, 403: {"model": ErrorEnvelope}, 503: {"model": ErrorEnvelope}},
+    responses={
+        401: {"model": ErrorEnvelope},
+        403: {"model": ErrorEnvelope},
+        503: _error("sandboxes are disabled, the engine does not answer or failed (`sandbox_engine_error`)"),
+    },
 )
-NOT_FOUND = {404: {"model": ErrorEnvelope}}
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: _error("no such sandbox of yours, or it is no longer running")}
+NOT_RUNNING: Responses = {409: _error("`sandbox_not_running`: the sandbox is being destroyed")}
+CREDITS: Responses = {402: _error("`insufficient_credits`: the balance cannot hold the sandbox's minutes")}
 
 
 def sandboxes(services: Services) -> SandboxService:
@@ -45,9 +59,18 @@ def sandboxes(services: Services) -> SandboxService:
     return found
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={429: {"model": ErrorEnvelope}})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **CREDITS,
+        404: _error("`session_id` is not a chat session or run of yours"),
+        429: _error("`sandbox_quota`: you have as many live sandboxes as allowed"),
+    },
+)
 async def create_sandbox(body: SandboxCreate, principal: CurrentPrincipal, services: ServicesDep) -> SandboxRead:
-    """Start a sandbox. `timeout_s` is its time to live; 429 past your quota of live sandboxes."""
+    """Start a sandbox. `timeout_s` is its time to live; 429 past your quota of live sandboxes; `session_id`
+    links it to one of your chat sessions or runs."""
     return await sandboxes(services).create(principal.user.id, body)
 
 
@@ -72,7 +95,7 @@ async def destroy_sandbox(sandbox_id: str, principal: CurrentPrincipal, services
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{sandbox_id}/keepalive", responses=NOT_FOUND)
+@router.post("/{sandbox_id}/keepalive", responses={**NOT_FOUND, **CREDITS})
 async def keepalive(sandbox_id: str, principal: CurrentPrincipal, services: ServicesDep) -> SandboxRead:
     """Reset the time to live."""
     return await sandboxes(services).keepalive(principal.user.id, sandbox_id)
@@ -81,7 +104,12 @@ async def keepalive(sandbox_id: str, principal: CurrentPrincipal, services: Serv
 @router.post(
     "/{sandbox_id}/exec",
     response_model=ExecResponse,
-    responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}},
+    responses={
+        **NOT_FOUND,
+        **NOT_RUNNING,
+        200: {"content": {"text/event-stream": {}}},
+        429: _error("`disk_quota`: the workspace passed its quota; the sandbox was destroyed"),
+    },
 )
 async def exec_command(
     sandbox_id: str, body: ExecRequest, principal: CurrentPrincipal, services: ServicesDep
@@ -112,13 +140,17 @@ async def _exec_events(items: AsyncIterator[OutputChunk | ExecResult]) -> AsyncI
 
 @router.get(
     "/{sandbox_id}/files",
-    responses={**NOT_FOUND, 200: {"model": DirectoryListing, "content": {"application/octet-stream": {}}}},
+    responses={
+        **NOT_FOUND,
+        **NOT_RUNNING,
+        200: {"model": DirectoryListing, "content": {"application/octet-stream": {}}},
+    },
 )
 async def read_file(
     sandbox_id: str,
     principal: CurrentPrincipal,
     services: ServicesDep,
-    path: Annotated[str, Query(max_length=1024)] = "",
+    path: Annotated[WorkspacePath, Query(max_length=MAX_PATH_BYTES)] = "",
 ) -> Response:
     """A file's bytes, or a directory's listing as JSON. Paths are relative to /workspace."""
     found = await sandboxes(services).read(principal.user.id, sandbox_id, path)
@@ -130,13 +162,22 @@ async def read_file(
     return JSONResponse(listing.model_dump(mode="json"))
 
 
-@router.put("/{sandbox_id}/files", responses={**NOT_FOUND, 413: {"model": ErrorEnvelope}})
+@router.put(
+    "/{sandbox_id}/files",
+    openapi_extra={BODY_LIMIT_KEY: "sandbox.max_upload_bytes"},
+    responses={
+        **NOT_FOUND,
+        409: _error("`sandbox_not_running`, or `path_conflict`: a file or folder is in the way"),
+        413: _error("`payload_too_large`: past the upload limit"),
+        429: _error("`disk_quota`: the file would not fit in the workspace's quota"),
+    },
+)
 async def write_file(
     sandbox_id: str,
     request: Request,
     principal: CurrentPrincipal,
     services: ServicesDep,
-    path: Annotated[str, Query(min_length=1, max_length=1024)],
+    path: Annotated[WorkspacePath, Query(min_length=1, max_length=MAX_PATH_BYTES)],
 ) -> FileEntryRead:
     """The raw request body becomes the file; parent folders are created."""
     limit = services.settings.sandbox.max_upload_bytes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -18,11 +19,20 @@ import shutil
 import signal
 import tarfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
-from services.errors import InvalidRequestError, NotFoundError, UpstreamUnavailableError
+from services.errors import (
+    ConflictError,
+    DomainError,
+    InvalidRequestError,
+    NotFoundError,
+    QuotaExceededError,
+    UpstreamUnavailableError,
+    ValidationFailedError,
+)
 from services.sandbox.base import (
     WORKSPACE,
     ExecResult,
@@ -30,6 +40,7 @@ from services.sandbox.base import (
     LabelledSandbox,
     OutputChunk,
     SandboxSpec,
+    create_or_undo,
 )
 from services.sandbox.image import RECIPE_VERSION, SANDBOX_UID, build_rootfs
 from services.sandbox.spawn import spawn
@@ -39,6 +50,24 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 HOST_UID = HOST_GID = 65534
 CONTROLLERS = ("memory", "pids", "cpu")
 PATH = "/usr/local/bin:/usr/bin:/bin"
+T = TypeVar("T")
+GONE = "sandbox not found or no longer running"
+
+
+def domain_error(exc: OSError) -> DomainError:
+    """What a failed file system call means to the caller, in our words (the OS's names host paths)."""
+    if exc.errno == errno.ENOENT:
+        return NotFoundError("no such file or folder in the sandbox")
+    if exc.errno == errno.ENAMETOOLONG:
+        return ValidationFailedError("a file or folder name is too long", code="invalid_path")
+    if exc.errno == errno.ELOOP:
+        return ValidationFailedError("the path leads through a link", code="path_outside_workspace")
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        return ConflictError("a file or folder is in the way on that path", code="path_conflict")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return QuotaExceededError("the workspace is full", code="disk_quota")
+    return UpstreamUnavailableError("the local sandbox backend failed to carry out the request",
+                                    code="sandbox_engine_error")  # fmt: skip
 
 
 def ensure_rootfs(cache_dir: Path) -> Path:
@@ -95,6 +124,14 @@ class LocalSandboxBackend:
         relative = os.path.relpath(path, WORKSPACE)
         return self._dir(ref) / "workspace" / ("" if relative == "." else relative)
 
+    @staticmethod
+    async def _io(function: Callable[[], T]) -> T:
+        """Blocking file work in a thread; what the OS refuses becomes our error."""
+        try:
+            return await asyncio.to_thread(function)
+        except OSError as exc:
+            raise domain_error(exc) from exc
+
     async def ping(self) -> str:
         if self._bwrap is None:
             raise UpstreamUnavailableError("bubblewrap is not installed (apt-get install bubblewrap): "
@@ -111,11 +148,23 @@ class LocalSandboxBackend:
         await self.ping()
         ref = spec.sandbox_id.replace("_", "")
 
-        def make() -> None:
+        def make() -> str:
             base = self._dir(ref)
-            for directory in (self._root, base):  # the unprivileged sandbox user must reach its workspace
-                directory.mkdir(parents=True, exist_ok=True)
-                directory.chmod(0o755)
+            self._root.mkdir(parents=True, exist_ok=True)
+            self._root.chmod(0o755)  # the unprivileged sandbox user must reach its workspace
+            try:
+                base.mkdir()
+            except FileExistsError as exc:  # never another's: nothing of it is touched
+                raise ConflictError("a sandbox with this id exists", code="sandbox_exists") from exc
+            try:
+                fill(base)
+            except BaseException:
+                self._remove(ref)
+                raise
+            return ref
+
+        def fill(base: Path) -> None:
+            base.chmod(0o755)
             (base / "workspace").mkdir()
             self._own(base / "workspace")
             meta = {"instance": self._instance, "owner": self._owner, "sandbox_id": spec.sandbox_id,
@@ -136,8 +185,11 @@ class LocalSandboxBackend:
                 (cpu / "cpu.cfs_period_us").write_text("100000")
                 (cpu / "cpu.cfs_quota_us").write_text(str(int(spec.limits.cpu * 100000)))
 
-        await asyncio.to_thread(make)
-        return ref
+        try:
+            return await create_or_undo(asyncio.to_thread(make), self.destroy)
+        except OSError as exc:
+            raise UpstreamUnavailableError("the local sandbox backend could not start the sandbox",
+                                           code="sandbox_engine_error") from exc  # fmt: skip
 
     def _argv(self, ref: str, command: str, timeout_s: float, workdir: str, env: dict[str, str]) -> list[str]:
         assert self._bwrap is not None and self._rootfs is not None
@@ -179,8 +231,11 @@ class LocalSandboxBackend:
     ) -> AsyncIterator[OutputChunk | ExecResult]:
         await self.ping()
         if not self._dir(ref).exists():
-            raise NotFoundError("sandbox not found")
-        meta = json.loads((self._dir(ref) / "meta.json").read_text())
+            raise NotFoundError(GONE, code="sandbox_not_found")
+        try:
+            meta = json.loads((self._dir(ref) / "meta.json").read_text())
+        except OSError as exc:  # destroyed in between
+            raise NotFoundError(GONE, code="sandbox_not_found") from exc
         started = time.monotonic()
         process = await spawn([*self._launcher(ref, meta), *self._argv(ref, command, timeout_s, workdir,
                                                                         {**meta.get("env", {}), **env})],
@@ -229,6 +284,8 @@ class LocalSandboxBackend:
                 process.kill_group()
                 await process.wait()
             process.close()
+        if not self._dir(ref).exists():  # destroyed while it ran: bwrap's own complaint names host paths
+            raise NotFoundError(GONE, code="sandbox_not_found")
         elapsed = time.monotonic() - started
         timed_out = exit_code in (137, -9) and elapsed >= timeout_s - 0.5
         yield ExecResult(
@@ -239,7 +296,7 @@ class LocalSandboxBackend:
         )  # fmt: skip
 
     async def resolve(self, ref: str, path: str) -> str:
-        host_workspace, real = await asyncio.to_thread(
+        host_workspace, real = await self._io(
             lambda: (os.path.realpath(self._dir(ref) / "workspace"), os.path.realpath(self._host_path(ref, path)))
         )
         if real == host_workspace:
@@ -267,7 +324,7 @@ class LocalSandboxBackend:
                 handle.write(data)
             self._own(target)
 
-        await asyncio.to_thread(write)
+        await self._io(write)
 
     async def get_file(self, ref: str, path: str) -> bytes:
         target = self._host_path(ref, path)
@@ -279,7 +336,7 @@ class LocalSandboxBackend:
                 raise InvalidRequestError("not a regular file", code="not_a_file")
             return target.read_bytes()
 
-        return await asyncio.to_thread(read)
+        return await self._io(read)
 
     async def list_dir(self, ref: str, path: str) -> list[FileEntry]:
         target = self._host_path(ref, path)
@@ -304,7 +361,7 @@ class LocalSandboxBackend:
                 entries.append(FileEntry(entry.name, kind, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC)))  # type: ignore[arg-type]
             return sorted(entries, key=lambda e: e.name)
 
-        return await asyncio.to_thread(listing)
+        return await self._io(listing)
 
     async def disk_usage(self, ref: str) -> int:
         def usage() -> int:
@@ -315,27 +372,31 @@ class LocalSandboxBackend:
                         total += (Path(directory) / name).lstat().st_blocks * 512
             return total
 
-        return await asyncio.to_thread(usage)
+        return await self._io(usage)
 
-    async def destroy(self, ref: str) -> None:
-        def remove() -> None:
-            for controller in CONTROLLERS:
-                group = CGROUP_ROOT / controller / "agent-ui" / ref
-                if not group.exists():
-                    continue
+    def _remove(self, ref: str) -> None:
+        """Kill what runs in the sandbox's cgroups, remove them and its directory (blocking)."""
+        for controller in CONTROLLERS:
+            group = CGROUP_ROOT / controller / "agent-ui" / ref
+            if not group.exists():
+                continue
+            with contextlib.suppress(OSError):
                 for pid in (group / "cgroup.procs").read_text().split():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid), signal.SIGKILL)
-                for _ in range(50):
-                    try:
-                        group.rmdir()
-                        break
-                    except OSError:
-                        time.sleep(0.02)
-            shutil.rmtree(self._dir(ref), ignore_errors=True)
+            for _ in range(50):
+                try:
+                    group.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        shutil.rmtree(self._dir(ref), ignore_errors=True)
 
+    async def destroy(self, ref: str) -> None:
         if self._dir(ref).exists() or any((CGROUP_ROOT / c / "agent-ui" / ref).exists() for c in CONTROLLERS):
-            await asyncio.to_thread(remove)
+            await asyncio.to_thread(self._remove, ref)
 
     async def list_labelled(self) -> list[LabelledSandbox]:
         def listing() -> list[LabelledSandbox]:
@@ -344,8 +405,11 @@ class LocalSandboxBackend:
                 with contextlib.suppress(ValueError, OSError):
                     meta = json.loads(meta_path.read_text())
                     if meta.get("instance") == self._instance:
-                        found.append(LabelledSandbox(meta_path.parent.name, meta["sandbox_id"], meta["user_id"],
-                                                     meta.get("owner", "")))
+                        found.append(
+                            LabelledSandbox(
+                                meta_path.parent.name, meta["sandbox_id"], meta["user_id"], meta.get("owner", "")
+                            )
+                        )
             return found
 
         return await asyncio.to_thread(listing)

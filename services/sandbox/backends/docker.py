@@ -17,7 +17,14 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from services.errors import InvalidRequestError, NotFoundError, UpstreamUnavailableError
+from services.errors import (
+    ConflictError,
+    DomainError,
+    InvalidRequestError,
+    NotFoundError,
+    UpstreamUnavailableError,
+    ValidationFailedError,
+)
 from services.sandbox.base import (
     WORKSPACE,
     ExecResult,
@@ -25,13 +32,18 @@ from services.sandbox.base import (
     LabelledSandbox,
     OutputChunk,
     SandboxSpec,
+    create_or_undo,
 )
 from services.sandbox.image import SANDBOX_UID
 
 T = TypeVar("T")
+# How the engine words a container that is on its way out, whatever status it answers with.
+GONE_STATES = ("is not running", "removal in progress", "marked for removal", "is paused", "is restarting", "is dead")
 # The value is the instance's id: instances sharing an engine never touch each other's sandboxes.
 LABEL_APP = "agent-ui.sandbox"
 LABEL_OWNER = "agent-ui.owner"
+# A sandbox's container and volume are both named this and its id.
+NAME_PREFIX = "agent-ui-"
 # Kills an exec's wrapper and every process it started (the tree under the pid the wrapper wrote down).
 KILL_TREE = (
     "import os, signal, sys, time\n"
@@ -103,23 +115,48 @@ class DockerSandboxBackend:
         return self._client
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking SDK call in a thread, turning what the engine says into our errors."""
+        try:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        except Exception as exc:
+            mapped = self._domain_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    def _domain_error(self, exc: Exception) -> Exception:
+        """The one place engine errors become ours. The engine's text names containers, volumes and host paths,
+        so none of it reaches the caller (it stays in the chained exception, for the logs)."""
         import docker.errors
         import requests.exceptions
 
-        try:
-            return await asyncio.to_thread(function, *args, **kwargs)
-        except docker.errors.ImageNotFound as exc:
-            raise UpstreamUnavailableError(
+        if isinstance(exc, DomainError):  # ours already (raised inside the thread)
+            return exc
+        if isinstance(exc, docker.errors.ImageNotFound):
+            return UpstreamUnavailableError(
                 "the sandbox image is not built on this engine: run `agent-ui sandbox build-image`",
                 code="sandbox_image_missing",
-            ) from exc
-        except docker.errors.NotFound as exc:
-            raise NotFoundError("sandbox not found on the engine") from exc
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-            if isinstance(exc, docker.errors.APIError) and exc.status_code and exc.status_code < 500:
-                raise InvalidRequestError(f"the engine refused: {exc.explanation}") from exc
+            )
+        if isinstance(exc, docker.errors.NotFound):
+            return NotFoundError("sandbox not found or no longer running", code="sandbox_not_found")
+        if isinstance(exc, docker.errors.APIError) and exc.response is not None:  # the engine answered
+            status, said = exc.status_code or 500, str(exc.explanation or "").lower()
+            # Stopped, paused or being removed: a destroy got there first. The engine says so with a 409, or with a
+            # 500 ("is not running: Removal In Progress") when the removal began under the call.
+            if status == 409 or any(state in said for state in GONE_STATES):
+                return ConflictError("the sandbox is not running", code="sandbox_not_running")
+            if "no such container" in said:
+                return NotFoundError("sandbox not found or no longer running", code="sandbox_not_found")
+            if status < 500:
+                return ValidationFailedError("the sandbox engine refused the request", code="sandbox_refused")
+            return UpstreamUnavailableError("the sandbox engine failed to carry out the request",
+                                            code="sandbox_engine_error")  # fmt: skip
+        if isinstance(exc, docker.errors.InvalidArgument):  # the SDK refused it before sending
+            return ValidationFailedError("the sandbox engine refused the request", code="sandbox_refused")
+        if isinstance(exc, requests.exceptions.RequestException | docker.errors.DockerException):
             self._client = None
-            raise UpstreamUnavailableError(f"the Docker engine at {self.address} does not answer") from exc
+            return UpstreamUnavailableError(f"the Docker engine at {self.address} does not answer")
+        return exc
 
     async def ping(self) -> str:
         return await self._call(lambda: self._docker().version()["Version"])
@@ -127,16 +164,36 @@ class DockerSandboxBackend:
     async def create(self, spec: SandboxSpec) -> str:
         labels = {LABEL_APP: self._instance, LABEL_OWNER: self._owner, "agent-ui.sandbox-id": spec.sandbox_id,
                   "agent-ui.user-id": spec.user_id}  # fmt: skip
+        name = NAME_PREFIX + spec.sandbox_id
 
         def create() -> str:
+            import docker.errors
+
             client = self._docker()
             client.images.get(spec.image)  # never pulled: no registry is assumed reachable
-            volume = client.volumes.create(name=f"agent-ui-{spec.sandbox_id}", labels=labels)
-            container = client.containers.run(
+            try:
+                container = make(client)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # the name is taken: that sandbox is another's, nothing of it is touched
+                    raise ConflictError("a sandbox with this id exists", code="sandbox_exists") from exc
+                self._remove_named(client, name)
+                raise
+            except BaseException:  # a volume, perhaps a container (a create that timed out may have made it)
+                self._remove_named(client, name)
+                raise
+            try:
+                container.start()
+            except BaseException:  # created, then refused to start (limits, env): the container and volume go
+                self._remove_named(client, name)
+                raise
+            return str(container.id)
+
+        def make(client: Any) -> Any:
+            volume = client.volumes.create(name=name, labels=labels)
+            return client.containers.create(
                 spec.image,
                 command=["sleep", "2147483647"],
-                name=f"agent-ui-{spec.sandbox_id}",
-                detach=True,
+                name=name,
                 init=True,
                 user=f"{SANDBOX_UID}:{SANDBOX_UID}",
                 working_dir=WORKSPACE,
@@ -154,9 +211,18 @@ class DockerSandboxBackend:
                 security_opt=["no-new-privileges"],
                 ulimits=[{"Name": "nofile", "Soft": 1024, "Hard": 1024}],
             )
-            return container.id
 
-        return await self._call(create)
+        return await create_or_undo(self._call(create), self.destroy)
+
+    @staticmethod
+    def _remove_named(client: Any, name: str) -> None:
+        """Remove a sandbox's container and volume by their name, whatever of them is there (the name holds the
+        sandbox's random id, and a create whose name was taken never gets here); never raises, so the create's
+        own error is the one reported."""
+        with contextlib.suppress(Exception):
+            client.api.remove_container(name, force=True)
+        with contextlib.suppress(Exception):
+            client.api.remove_volume(name, force=True)
 
     def _exec_command(self, command: str, timeout_s: float, nonce: str, tag: str) -> list[str]:
         """exec has no timeout of its own: busybox `timeout` kills the command (exit 137) when it runs over.
@@ -301,27 +367,58 @@ class DockerSandboxBackend:
         return int(stdout.split()[0]) * 1024 if code == 0 and stdout.split() else 0
 
     async def destroy(self, ref: str) -> None:
+        """Remove the container and its volume. ``ref`` is a container id, or the name of a volume that lost its
+        container (as :meth:`list_labelled` reports one)."""
         import docker.errors
 
         def remove() -> None:
             client = self._docker()
-            try:
-                container = client.containers.get(ref)
-            except docker.errors.NotFound:
-                return
-            volume = f"agent-ui-{container.labels.get('agent-ui.sandbox-id', '')}"
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-            with contextlib.suppress(docker.errors.NotFound):
-                client.volumes.get(volume).remove(force=True)
+            if ref.startswith(NAME_PREFIX):
+                name = ref
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.api.remove_container(name, force=True)
+            else:
+                try:
+                    container = client.containers.get(ref)
+                except docker.errors.NotFound:
+                    return
+                name = NAME_PREFIX + container.labels.get("agent-ui.sandbox-id", "")
+                try:
+                    container.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:  # another destroy is removing it: wait for it to be gone
+                    if not (exc.status_code == 409 or "removal" in str(exc.explanation or "").lower()):
+                        raise
+            # The volume goes once no container uses it: the one being removed, by us or by another destroy.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.api.remove_volume(name, force=True)
+                    return
+                except docker.errors.NotFound:
+                    return
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409 or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
 
         await self._call(remove)
 
     async def list_labelled(self) -> list[LabelledSandbox]:
+        """This deployment's containers, and its volumes that have no container (a destroy that removed the
+        container and then failed): those are reported by the volume's name, which :meth:`destroy` takes."""
+
         def listing() -> list[LabelledSandbox]:
-            containers = self._docker().containers.list(all=True, filters={"label": f"{LABEL_APP}={self._instance}"})
-            return [LabelledSandbox(c.id, c.labels.get("agent-ui.sandbox-id", ""), c.labels.get("agent-ui.user-id", ""),
-                                    c.labels.get(LABEL_OWNER, "")) for c in containers]  # fmt: skip
+            client = self._docker()
+            ours = {"label": f"{LABEL_APP}={self._instance}"}
+            containers = client.containers.list(all=True, filters=ours)
+            named = {c.name for c in containers}
+            found = [(c.id, c.labels) for c in containers]
+            found += [(v.name, v.attrs.get("Labels") or {}) for v in client.volumes.list(filters=ours)
+                      if v.name not in named]  # fmt: skip
+            return [LabelledSandbox(ref, labels.get("agent-ui.sandbox-id", ""), labels.get("agent-ui.user-id", ""),
+                                    labels.get(LABEL_OWNER, "")) for ref, labels in found]  # fmt: skip
 
         return await self._call(listing)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from nicegui.testing import User
 
 PASSWORD = "correct horse battery"
@@ -40,6 +41,37 @@ async def test_wrong_password_shows_an_error_and_stays_signed_out(ui_env: str, u
     user.find(marker="password").type("wrong password")
     user.find(marker="submit").click()
     await user.should_see("wrong email or password", retries=100)
+    await user.open("/settings")
+    await user.should_see(marker="submit")  # still the login form
+
+
+@pytest.fixture
+def strict_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One free failure, then two minutes (request it before `user`, which builds the app from the environment)."""
+    monkeypatch.setenv("AGENT_UI_AUTH__LOGIN_THROTTLE__ACCOUNT_FREE_FAILURES", "1")
+    monkeypatch.setenv("AGENT_UI_AUTH__LOGIN_THROTTLE__LOCKOUT_BASE_S", "120")
+
+
+async def sign_in(user: User, email: str, password: str) -> None:
+    await user.open("/login")  # a fresh form each time: no message of an earlier try on it
+    user.find(marker="email").type(email)
+    user.find(marker="password").type(password)
+    user.find(marker="submit").click()
+
+
+async def test_repeated_wrong_passwords_lock_the_sign_in_and_say_for_how_long(
+    ui_env: str, strict_throttle: None, user: User
+) -> None:
+    await register_in_ui(user, "a@example.com")
+    await user.should_see(marker="empty-thread", retries=100)
+    user.http_client.cookies.clear()
+    for guess in ("guess one", "guess two"):
+        await sign_in(user, "a@example.com", guess)
+        await user.should_see("wrong email or password", retries=100)
+    await sign_in(user, "a@example.com", "guess three")
+    await user.should_see("Too many sign-in attempts. Try again in 2 minutes.", retries=100)
+    await sign_in(user, "a@example.com", PASSWORD)  # the right password waits too
+    await user.should_see("Too many sign-in attempts. Try again in 2 minutes.", retries=100)
     await user.open("/settings")
     await user.should_see(marker="submit")  # still the login form
 

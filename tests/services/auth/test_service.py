@@ -17,6 +17,7 @@ from services.auth.tokens import TokenDigester
 from services.db import Database
 from services.errors import AuthenticationError, PermissionDeniedError
 from services.settings import AuthSettings
+from tests.conftest import cheap_passwords
 
 
 class FakeClock:
@@ -37,6 +38,7 @@ def make_service(
         digester=TokenDigester(b"k" * 32),
         principals=principals or PrincipalCache(0),
         settings=AuthSettings(**settings),
+        passwords=cheap_passwords(),
         clock=clock,
     )
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlmodel import col, select, update
 
 from services.auth.models import Role
 from services.credits import CreditService, GrantRequest
+from services.credits.models import CreditHold
 from services.db import Database
 from services.errors import InsufficientCreditsError, PermissionDeniedError
 from services.instances import LiveInstances
@@ -128,3 +131,87 @@ async def test_daily_spend_adds_up_the_charges(db: Database) -> None:
     await credits.charge(user, CREDIT // 4)
     days = await credits.spend_by_day(user, days=7)
     assert len(days) == 8 and days[-1].credits == Decimal("2.25") and sum(d.credits for d in days) == Decimal("2.25")
+
+
+async def held_in_rows(db: Database, user: str) -> int:
+    """What the hold rows add up to: the account's ``held_micro`` must always equal it."""
+    async with db.transaction(readonly=True) as session:
+        rows = (await session.exec(select(CreditHold).where(CreditHold.user_id == user))).all()
+    return sum(row.amount_micro for row in rows)
+
+
+async def test_a_hold_extends_up_to_what_is_available(db: Database) -> None:
+    credits = service(db)
+    user = await user_with(db, credits, "3")
+    hold = await credits.hold(user, at_most=CREDIT, cause_type="run", cause_id="r1")
+    grown = await credits.extend(hold, at_most=CREDIT)
+    assert (grown.id, grown.amount_micro) == (hold.id, 2 * CREDIT)
+    with pytest.raises(InsufficientCreditsError):  # all of it, or nothing (the default)
+        await credits.extend(grown, at_most=2 * CREDIT)
+    assert (await credits.balance(user)).held == 2
+    partly = await credits.extend(grown, at_most=5 * CREDIT, at_least=CREDIT // 2)
+    assert partly.amount_micro == 3 * CREDIT  # lowered to what was left
+    assert await credits.extend(partly, at_most=CREDIT, at_least=0) == partly  # nothing left, nothing written
+    balance = await credits.balance(user)
+    assert (balance.balance, balance.held, balance.available) == (3, 3, 0)
+    assert await held_in_rows(db, user) == 3 * CREDIT
+    settled = await credits.settle(partly, 2 * CREDIT + 1)  # the hold goes, whatever it grew to
+    assert settled.charged_micro == 2 * CREDIT + 1
+    balance = await credits.balance(user)
+    assert balance.held == 0 and balance.balance == Decimal("0.999999")
+
+
+async def test_a_hold_that_is_gone_cannot_grow(db: Database) -> None:
+    credits = service(db)
+    user = await user_with(db, credits, "5")
+    released = await credits.hold(user, at_most=CREDIT, cause_type="run", cause_id="r1")
+    await credits.release(released)
+    lapsed = await credits.hold(user, at_most=CREDIT, cause_type="run", cause_id="r2", ttl_s=10)
+    async with db.transaction() as session:  # its time ran out
+        await session.exec(update(CreditHold).where(col(CreditHold.id) == lapsed.id)
+                           .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))  # fmt: skip
+    assert await credits.release_expired() == 1
+    for gone in (released, lapsed):
+        with pytest.raises(InsufficientCreditsError):
+            await credits.extend(gone, at_most=CREDIT, at_least=0)
+    balance = await credits.balance(user)
+    assert (balance.held, balance.available) == (0, 5)  # nothing held for a hold that is not there
+
+
+async def test_concurrent_extensions_and_holds_never_hold_more_than_the_balance(db: Database) -> None:
+    credits = service(db)
+    user = await user_with(db, credits, "10")
+    holds = [await credits.hold(user, at_most=CREDIT, cause_type="run", cause_id=f"r{i}") for i in range(4)]
+
+    async def grow(index: int) -> int:
+        try:
+            grown = await credits.extend(holds[index % 4], at_most=CREDIT // 2)
+        except InsufficientCreditsError:
+            return 0
+        return grown.amount_micro - holds[index % 4].amount_micro
+
+    async def take(index: int) -> int:
+        try:
+            return (await credits.hold(user, at_most=CREDIT // 2, cause_type="run", cause_id=f"n{index}")).amount_micro
+        except InsufficientCreditsError:
+            return 0
+
+    results = await asyncio.gather(*(grow(i) if i % 2 else take(i) for i in range(40)))
+    assert sum(results) == 6 * CREDIT  # exactly what was left after the first four, in halves
+    assert len([r for r in results if r]) == 12
+    balance = await credits.balance(user)
+    assert (balance.balance, balance.held, balance.available) == (10, 10, 0)
+    assert await held_in_rows(db, user) == 10 * CREDIT
+
+
+async def test_a_settlement_never_takes_what_other_work_holds(db: Database) -> None:
+    credits = service(db)
+    user = await user_with(db, credits, "3")
+    small = await credits.hold(user, at_most=CREDIT, cause_type="run", cause_id="cheap-hold")
+    other = await credits.hold(user, at_most=2 * CREDIT, cause_type="sandbox", cause_id="other-work")
+    settled = await credits.settle(small, 5 * CREDIT)  # it cost more than it held: only its own hold is there
+    assert (settled.charged_micro, settled.balance_micro) == (CREDIT, 2 * CREDIT)
+    balance = await credits.balance(user)
+    assert (balance.balance, balance.held, balance.available) == (2, 2, 0)
+    await credits.settle(other, 2 * CREDIT)
+    assert (await credits.balance(user)).balance == 0 and await credits.ledger_sum(user) == 0

@@ -77,3 +77,15 @@ async def test_an_admins_key_needs_the_admin_scope(client: httpx.AsyncClient, ma
     full = (await client.post("/api/v1/agent/api-keys", json={"name": "k"}, headers=admin.headers)).json()
     assert (await client.get(USERS, headers={"Authorization": f"Bearer {narrow['api_key']}"})).status_code == 403
     assert (await client.get(USERS, headers={"Authorization": f"Bearer {full['api_key']}"})).status_code == 200
+
+
+async def test_disabled_must_be_a_json_boolean(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+    admin, user = await make_account(), await make_account()
+    for sloppy in (0, 1, "true", "false"):
+        response = await client.patch(f"{USERS}/{user.id}", json={"disabled": sloppy}, headers=admin.headers)
+        assert response.status_code == 422, sloppy
+        assert response.json()["error"]["code"] == "validation_error"
+    unchanged = await client.patch(f"{USERS}/{user.id}", json={"disabled": None}, headers=admin.headers)
+    assert unchanged.status_code == 200  # null leaves it as it is
+    me = await client.get("/api/v1/auth/me", headers=user.headers)
+    assert me.status_code == 200 and me.json()["is_disabled"] is False

@@ -96,7 +96,7 @@ async def test_no_credit_means_402_before_any_stream(
     assert (await client.get("/api/v1/agent/chat/sessions", headers=user.headers)).json()["items"] == []
 
 
-async def test_a_low_balance_lowers_max_tokens(
+async def test_a_low_balance_ends_the_answer_with_length_where_it_runs_out(
     app: FastAPI,
     client: httpx.AsyncClient,
     make_account,
@@ -104,13 +104,23 @@ async def test_a_low_balance_lowers_max_tokens(
 ) -> None:
     await make_account()
     user = await make_account()
-    # Leave 0.2 credits: at 2 credits per 1k completion tokens that pays for well under the model's 256.
+    # Leave 0.2 credits: at 2 credits per 1k completion tokens that pays for well under the 256 the model sends.
     await app.state.services.credits.charge(user.id, 9_800_000)
-    upstream.push(Step(text=words("Brief.")))
+    upstream.push(Step(text=[f"w{i} " for i in range(256)], rate=500))
     events = parse((await client.post(STREAM, json={"message": "hi", "tools": []}, headers=user.headers)).text)
-    assert types(events)[-1] == "done"
-    assert 16 <= upstream.requests[0]["max_tokens"] < 256
-    assert Decimal((await balance(client, user.headers))["balance"]) >= 0
+    assert types(events) == ["run", "content.delta", "usage", "done"]
+    assert events[-1].data["finish_reason"] == "length"
+    assert upstream.requests[0]["max_tokens"] == 256  # the answer is cut by the balance, not shortened ahead
+    shown = [e for e in events if e.type == "content.delta"]
+    call = next(e.data for e in events if e.type == "usage" and e.data["scope"] == "call")
+    assert 16 <= len(shown) == call["completion_tokens"] < 256
+    after = await balance(client, user.headers)
+    assert Decimal(after["held"]) == 0
+    assert 0 <= Decimal(after["balance"]) == Decimal("0.2") - Decimal(str(call["credits"]))
+    session = (await client.get(f"/api/v1/agent/chat/sessions/{events[0].data['session_id']}",
+                                headers=user.headers)).json()  # fmt: skip
+    answer = session["messages"][-1]
+    assert answer["status"] == "complete" and answer["content"][0]["text"] == "".join(e.data["text"] for e in shown)
 
 
 async def test_a_stopped_turn_is_charged_only_for_what_was_used(
