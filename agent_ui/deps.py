@@ -118,7 +118,7 @@ class ApiRoute(APIRoute):
 
     The body is refused with 413 as soon as it is known to be too large (from ``Content-Length`` before a byte
     is read, else while it streams). JSON that cannot be parsed (not UTF-8, nested past the parser's depth) or
-    that holds a lone UTF-16 surrogate (which no database or hash can encode) is a 422 here, not a 400 or a 500
+    that holds a lone UTF-16 surrogate or a NUL (which no database or hash takes) is a 422 here, not a 400 or a 500
     further in. A route that takes uploads sets its own limit, in bytes or as a setting's dotted name, with
     ``openapi_extra={BODY_LIMIT_KEY: "sandbox.max_upload_bytes"}`` (the schema shows it too).
     """
@@ -177,7 +177,8 @@ def _is_form(dependant: Dependant) -> bool:
     return any(isinstance(param.field_info, params.Form) for param in dependant.body_params)
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+# Escapes that decode to text no database stores: an unpaired UTF-16 surrogate, or NUL (PostgreSQL refuses it).
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:[dD][89abcdefABCDEF]|0000)")
 
 
 async def parse_json_body(request: Request) -> None:
@@ -189,15 +190,29 @@ async def parse_json_body(request: Request) -> None:
         parsed = json.loads(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ValidationFailedError("request body is not valid JSON", code="malformed_json") from exc
-    if _SURROGATE_ESCAPE.search(body):
-        try:
-            json.dumps(parsed, ensure_ascii=False).encode()
-        except UnicodeEncodeError as exc:
-            raise ValidationFailedError(
-                "request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
-                code="invalid_text",
-            ) from exc
+    try:
+        problem = _unstorable_text(parsed) if _SUSPECT_ESCAPE.search(body) else None
+    except RecursionError as exc:
+        raise ValidationFailedError("request body is nested too deeply", code="malformed_json") from exc
+    if problem:
+        raise ValidationFailedError(f"request body holds {problem}, which is not text", code="invalid_text")
     request._json = parsed
+
+
+def _unstorable_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "a NUL character (\\u0000)"
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        return None
+    if isinstance(value, dict):
+        return next((found for item in value.items() for found in map(_unstorable_text, item) if found), None)
+    if isinstance(value, list):
+        return next((found for found in map(_unstorable_text, value) if found), None)
+    return None
 
 
 def api_router(
@@ -231,8 +246,8 @@ class PageParams:
             str | None,
             Query(
                 max_length=512,
-                pattern=r"^[A-Za-z0-9_-]*$",
-                description="the `next_cursor` of the previous page (opaque)",
+                description="the `next_cursor` of the previous page (opaque, base64url); another value is a 422 "
+                "`invalid_cursor`",
             ),
         ] = None,
     ) -> None:

@@ -80,6 +80,16 @@ async def test_lone_surrogates_in_credentials_are_422(client: httpx.AsyncClient,
     assert response.json()["error"]["code"] == "invalid_text"
 
 
+async def test_a_nul_in_any_json_text_is_422_before_it_reaches_the_database(client: httpx.AsyncClient) -> None:
+    # PostgreSQL refuses NUL in text: the fuzzer found this as a 500 from register on PostgreSQL.
+    body = json.dumps({"email": "nul\u0000@localhost", "password": DEFAULT_PASSWORD}).encode()
+    response = await client.post(REGISTER, content=body, headers=JSON_HEADERS)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_text"
+    escaped_backslash = json.dumps({"email": "a@b.c", "password": "\\u0000 is six characters"}).encode()
+    assert (await client.post(LOGIN, content=escaped_backslash, headers=JSON_HEADERS)).status_code == 401
+
+
 async def test_a_surrogate_pair_is_text_and_accepted(client: httpx.AsyncClient) -> None:
     body = json.dumps({"email": "emoji@example.com", "password": "\U0001f600 is a fine password"}).encode()
     assert b"\\ud83d\\ude00" in body
@@ -102,7 +112,9 @@ async def test_unparseable_bodies_are_422_malformed_json(client: httpx.AsyncClie
     ids=["after", "last-event-id"],
 )
 async def test_resume_ids_past_int64_are_422(
-    client: httpx.AsyncClient, make_account, resume: dict  # type: ignore[no-untyped-def,type-arg]
+    client: httpx.AsyncClient,
+    make_account,
+    resume: dict,  # type: ignore[no-untyped-def,type-arg]
 ) -> None:
     account: Account = await make_account()
     response = await client.get(
@@ -145,7 +157,9 @@ async def _cookie_session(client: httpx.AsyncClient, make_account) -> None:  # t
     ids=["foreign", "other-port", "null", "referer"],
 )
 async def test_cookie_requests_from_a_foreign_origin_are_403(
-    client: httpx.AsyncClient, make_account, origin: dict[str, str]  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient,
+    make_account,
+    origin: dict[str, str],  # type: ignore[no-untyped-def]
 ) -> None:
     await _cookie_session(client, make_account)
     for method, path in (("POST", "/api/v1/auth/logout"), ("POST", "/api/v1/agent/api-keys")):
@@ -157,12 +171,11 @@ async def test_cookie_requests_from_a_foreign_origin_are_403(
 
 
 async def test_cookie_requests_from_our_own_origin_or_a_program_pass(
-    client: httpx.AsyncClient, make_account  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient,
+    make_account,  # type: ignore[no-untyped-def]
 ) -> None:
     await _cookie_session(client, make_account)
-    same = await client.post(
-        "/api/v1/agent/api-keys", headers={"Origin": "http://test"}, json={"name": "same-origin"}
-    )
+    same = await client.post("/api/v1/agent/api-keys", headers={"Origin": "http://test"}, json={"name": "same-origin"})
     assert same.status_code == 201, same.text
     no_header = await client.post("/api/v1/agent/api-keys", json={"name": "curl"})
     assert no_header.status_code == 201, no_header.text
