@@ -50,11 +50,12 @@ async def engine_holds(app: FastAPI, *, user_id: str) -> list[str]:
     if sandboxes.backend.kind == "docker":
         engine = docker.DockerClient(base_url=settings.docker_host)
         label = {"label": f"agent-ui.user-id={user_id}"}
-        found = [f"container {c.name}" for c in engine.containers.list(all=True, filters=label)]
+        # sparse: no inspect per container, which would race a removal under way (NotFound)
+        found = [f"container {c.id[:12]}" for c in engine.containers.list(all=True, filters=label, sparse=True)]
         found += [f"volume {v.name}" for v in engine.volumes.list(filters=label)]
         for sandbox_id in ids:
             name = {"name": f"agent-ui-{sandbox_id}"}
-            found += [f"container {c.name}" for c in engine.containers.list(all=True, filters=name)]
+            found += [f"container {c.id[:12]}" for c in engine.containers.list(all=True, filters=name, sparse=True)]
             found += [f"volume {v.name}" for v in engine.volumes.list(filters=name)]
         return sorted(set(found))
     found = [s.ref for s in await sandboxes.backend.list_labelled() if s.user_id == user_id]
@@ -183,13 +184,16 @@ async def test_a_create_cancelled_midway_leaves_nothing(
     engine = docker.DockerClient(base_url=app.state.services.settings.sandbox.docker_host)
     creating = asyncio.ensure_future(service(app).create(account.id, SandboxCreate(env={"A": "b"})))
     label = {"label": f"agent-ui.user-id={account.id}"}
-    while not engine.containers.list(all=True, filters=label):  # the engine is making it: the caller goes away
+    while not engine.containers.list(all=True, filters=label, sparse=True):  # being made: the caller goes away
         assert not creating.done()
         await asyncio.sleep(0.005)
     creating.cancel()
     with pytest.raises(asyncio.CancelledError):
         await creating
-    await asyncio.sleep(2)
+    for _ in range(400):  # the create's thread finishes, then its undo removes what it made
+        if await engine_holds(app, user_id=account.id) == []:
+            break
+        await asyncio.sleep(0.025)
     assert await engine_holds(app, user_id=account.id) == []
     rows = (await client.get(SANDBOXES, params={"all": "true"}, headers=account.headers)).json()
     assert all(row["status"] == "failed" for row in rows)
