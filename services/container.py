@@ -26,8 +26,8 @@ from services.instances import InstanceLease
 from services.jobs import JobService
 from services.llm import LocalModelRunner, ModelRegistry
 from services.llm.metered import ModelCalls
-from services.references import References
-from services.runs import RunService
+from services.references import References, row_owner
+from services.runs import Run, RunService
 from services.security import derive_key
 from services.settings import Settings
 from services.tools import ToolCatalog
@@ -179,7 +179,7 @@ def build_core(settings: Settings, secret: bytes, *, passwords: Passwords | None
     auth = AuthService(db=db, digester=digester, settings=settings.auth, principals=principals, passwords=passwords,
                        on_register=credits.open_account)  # fmt: skip
     references = References()
-    references.register("run", runs.owns)
+    references.register("run", row_owner(db, Run))
     return Core(settings=settings, secret=secret, version=app_version(), db=db, instance=instance, auth=auth,
                 api_keys=ApiKeyService(db=db, digester=digester, principals=principals), credits=credits, runs=runs,
                 jobs=jobs, artifacts=artifacts, models=models, calls=calls, tools=ToolCatalog(),

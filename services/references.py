@@ -10,11 +10,24 @@ all read the same: ``NotFoundError`` (404).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from services.db.database import Database
 from services.errors import NotFoundError
 
 # (user_id, object_id) -> does that user own that object
 OwnerCheck = Callable[[str, str], Awaitable[bool]]
+
+
+def row_owner(db: Database, model: type[Any]) -> OwnerCheck:
+    """The check for ids that are the primary keys of ``model``'s rows, each with a ``user_id``."""
+
+    async def owns(user_id: str, object_id: str) -> bool:
+        async with db.transaction(readonly=True) as session:
+            row = await session.get(model, object_id)
+        return row is not None and row.user_id == user_id
+
+    return owns
 
 
 class References:

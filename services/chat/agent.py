@@ -15,6 +15,7 @@ from services.errors import InsufficientCreditsError, UpstreamUnavailableError
 from services.llm.metered import CallStoppedError, CallUsage, ModelCalls, Payer
 from services.llm.schemas import CallResult, ModelInfo, TextDelta, ToolCallRequest
 from services.money import to_credits
+from services.runs import RunEvent
 from services.runs.service import RunHandle
 from services.tools import Tool, ToolContext, run_tool
 
@@ -278,11 +279,12 @@ class AgentLoop:
         return result
 
 
-def fold_events(events: Iterable[tuple[str, dict[str, Any]]]) -> TurnOutcome:
-    """A turn rebuilt from its events ``(type, data)``, into the same parts the loop builds while it runs: what
+def fold_events(events: Iterable[RunEvent]) -> TurnOutcome:
+    """A turn rebuilt from its events, into the same parts the loop builds while it runs: what
     an answer keeps when the instance writing it died (the events persisted until then)."""
     outcome = TurnOutcome(status="interrupted", finish_reason="interrupted", error_code="interrupted")
-    for type_, data in events:
+    for event in events:
+        type_, data = event.type, event.data
         if type_ == "content.delta":
             outcome.add_text(str(data.get("text", "")))
         elif type_ == "reasoning.delta":

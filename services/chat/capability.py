@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.capabilities import Capability, CapabilityInfo, Core
 from services.chat.models import ChatSession
 from services.chat.service import ChatService
-from services.db.database import Database
+from services.references import row_owner
 from services.runs import RunKind
 from services.tools import BuiltinTools, ToolProvider
 
@@ -17,7 +17,7 @@ class ChatCapability(Capability):
         self._models = core.models
         self.service = ChatService(db=core.db, runs=core.runs, models=core.models, calls=core.calls,
                                    tools=core.tools, settings=core.settings.chat)  # fmt: skip
-        core.references.register("chs", SessionOwners(core.db).owns)
+        core.references.register("chs", row_owner(core.db, ChatSession))
 
     def services(self) -> list[object]:
         return [self.service]
@@ -31,14 +31,3 @@ class ChatCapability(Capability):
     def tool_providers(self) -> list[ToolProvider]:
         return [BuiltinTools()]
 
-
-class SessionOwners:
-    """Resolves ``chs_…`` ids for other capabilities (services.references): is this the user's chat session."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def owns(self, user_id: str, session_id: str) -> bool:
-        async with self._db.transaction(readonly=True) as session:
-            chat = await session.get(ChatSession, session_id)
-        return chat is not None and chat.user_id == user_id

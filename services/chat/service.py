@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -40,7 +39,6 @@ from services.llm.schemas import ModelInfo
 from services.llm.tokens import estimate_tokens
 from services.money import to_credits
 from services.runs import Run, RunEvent, RunKind, RunService, RunStatus
-from services.runs.models import RunEventBatch
 from services.settings import ChatSettings
 from services.tools import ToolCatalog
 
@@ -235,15 +233,8 @@ class ChatService:
         """Turns whose instance died: each answer gets back what its run's persisted events hold (the text
         streamed so far, tool calls and results, tokens), is marked interrupted, and its session is freed."""
         run_ids = [run.id for run in runs]
+        events = {run_id: await self._runs.stored_events(run_id) for run_id in run_ids}
         async with self._db.transaction() as session:
-            batches = await session.exec(
-                select(RunEventBatch)
-                .where(col(RunEventBatch.run_id).in_(run_ids))
-                .order_by(col(RunEventBatch.run_id), col(RunEventBatch.first_id))
-            )  # fmt: skip
-            events: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-            for batch in batches.all():
-                events.setdefault(batch.run_id, []).extend((type_, data) for _id, type_, data in batch.events)
             answers = await session.exec(
                 select(ChatMessage)
                 .where(col(ChatMessage.run_id).in_(run_ids), col(ChatMessage.status) == "streaming")

@@ -245,11 +245,9 @@ class RunService:
             require_scope(principal, kind.scope)
         return run
 
-    async def owns(self, user_id: str, run_id: str) -> bool:
-        """Whether the run exists and is the user's: the core's resolver of ``run_…`` ids (services.references)."""
-        async with self._db.transaction(readonly=True) as session:
-            run = await session.get(Run, run_id)
-        return run is not None and run.user_id == user_id
+    async def stored_events(self, run_id: str) -> list[RunEvent]:
+        """Every event of the run that reached the database, in order."""
+        return await self._read(run_id, 0, None)
 
     async def request_stop(self, principal: Principal, run_id: str, *, kinds: Collection[str] | None = None) -> Run:
         run = await self.get(principal, run_id, kinds=kinds)

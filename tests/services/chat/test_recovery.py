@@ -136,7 +136,7 @@ async def test_the_events_of_a_turn_fold_into_the_message_the_turn_stored(
     answer = (await alive.chat.get_session(user.id, started.session_id)).messages[-1]
     assert answer.status == "complete"
     assert [part["type"] for part in answer.content] == ["text", "tool_call", "tool_result", "text"]
-    folded = fold_events((event.type, event.data) for event in await persisted(db, started.run_id))
+    folded = fold_events(await persisted(db, started.run_id))
     assert folded.parts == answer.content
     assert folded.prompt_tokens == answer.prompt_tokens > 0
     assert folded.completion_tokens == answer.completion_tokens > 0
