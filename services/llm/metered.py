@@ -247,9 +247,7 @@ class ModelCalls:
         session: AsyncSession | None = None,
     ) -> Hold:
         """Hold the prompt and a step of answer, or less down to a minimal answer (402 below it)."""
-        step = min(max_tokens, self.step_tokens(model))
-        most = price_micro(model, prompt_tokens, step)
-        least = price_micro(model, prompt_tokens, min(MIN_COMPLETION_TOKENS, max_tokens))
+        most, least = self._first_bounds(model, prompt_tokens, max_tokens)
         return await self._credits.hold(user_id, at_most=most, at_least=least, cause_type="run", cause_id=cause_id,
                                         session=session)  # fmt: skip
 
@@ -257,16 +255,20 @@ class ModelCalls:
         self, payer: Payer, model: ModelInfo, prompt_tokens: int, max_tokens: int, hold: Hold | None
     ) -> _Meter:
         """The hold of this call, taken or (when one was taken ahead for other messages) topped up to a step."""
-        step = min(max_tokens, self.step_tokens(model))
         if hold is None:
             hold = await self._first_hold(payer.user_id, model, prompt_tokens, max_tokens, cause_id=payer.run.run_id)
         else:
-            most = price_micro(model, prompt_tokens, step)
-            least = price_micro(model, prompt_tokens, min(MIN_COMPLETION_TOKENS, max_tokens))
+            most, least = self._first_bounds(model, prompt_tokens, max_tokens)
             if hold.amount_micro < most:
                 hold = await self._credits.extend(hold, at_most=most - hold.amount_micro,
                                                   at_least=max(0, least - hold.amount_micro))  # fmt: skip
-        return _Meter(self._credits, model, hold, prompt_tokens, step)
+        return _Meter(self._credits, model, hold, prompt_tokens, min(max_tokens, self.step_tokens(model)))
+
+    def _first_bounds(self, model: ModelInfo, prompt_tokens: int, max_tokens: int) -> tuple[int, int]:
+        """What a call's first hold covers: at most the prompt and a step of answer, at least a minimal answer."""
+        step = min(max_tokens, self.step_tokens(model))
+        return (price_micro(model, prompt_tokens, step),
+                price_micro(model, prompt_tokens, min(MIN_COMPLETION_TOKENS, max_tokens)))  # fmt: skip
 
     async def _settle(
         self, payer: Payer, model: ModelInfo, hold: Hold, prompt_tokens: int, completion_tokens: int
@@ -314,12 +316,11 @@ class _Meter:
         chunks, chars = self.chunks + 1, self._chars + len(delta.text)
         used = max(chunks, chars // CHARS_PER_TOKEN)
         if self._covered is not None:  # None: completions are free
-            asked = False
-            if used + self._step // 4 >= self._covered and self._tried_at != self._covered:
-                self._tried_at = self._covered  # once a step: a balance that ran out is not asked every token
-                await self._extend(used)
-                asked = True
-            if used > self._covered and not asked:
+            # Asked once a step near its end (a balance that ran out is not asked every token), and whenever the
+            # delta would pass what is covered.
+            near_end = used + self._step // 4 >= self._covered
+            if (near_end and self._tried_at != self._covered) or used > self._covered:
+                self._tried_at = self._covered
                 await self._extend(used)
             if used > self._covered:
                 return False
