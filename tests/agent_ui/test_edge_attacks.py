@@ -12,6 +12,9 @@ import pytest
 from agent_ui.deps import JSON_BODY_LIMIT
 from tests.conftest import DEFAULT_PASSWORD, Account
 
+# The edge answers before any database is asked: SQLite alone (PostgreSQL twins are for database behaviour).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 LOGIN = "/api/v1/auth/login"
 REGISTER = "/api/v1/auth/register"
 JSON_HEADERS = {"content-type": "application/json"}

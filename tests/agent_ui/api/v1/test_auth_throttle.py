@@ -14,6 +14,9 @@ from fastapi import FastAPI
 from services.settings import Settings
 from tests.conftest import DEFAULT_PASSWORD
 
+# The throttle lives in memory and answers before the database is asked: SQLite alone.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 LOGIN = "/api/v1/auth/login"
 FREE = 5  # AGENT_UI_AUTH__LOGIN_THROTTLE__ACCOUNT_FREE_FAILURES (the default)
 CLIENT_FREE = 20  # AGENT_UI_AUTH__LOGIN_THROTTLE__CLIENT_FREE_FAILURES (the default)
