@@ -17,6 +17,7 @@ from nicegui import helpers, ui
 from nicegui.storage import Storage
 
 from agent_ui.api.v1 import include_api
+from agent_ui.api_docs import add_api_docs
 from agent_ui.capabilities import WebCapability
 from agent_ui.capabilities import chat as chat_capability
 from agent_ui.capabilities import sandboxes as sandbox_capability
@@ -71,6 +72,8 @@ def create_app(
         version=app_version(),
         description="REST API of agent-ui. Authenticate with the session cookie, or `Authorization: Bearer sk_...`.",
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by add_api_docs from local files, below
+        redoc_url=None,
     )
     app.state.services = services
     app.state.own_lifespan = lifespan  # what NiceGUI's wrapper (below) runs between its own startup and shutdown
@@ -81,6 +84,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)  # outermost, so refusals carry the headers too
     include_api(app, [router for capability in capabilities for router in capability.routers])
     add_api_fallback(app)  # after the routers, before the UI mount takes every other path
+    add_api_docs(app)
 
     if "NICEGUI_STORAGE_PATH" not in os.environ and not helpers.is_pytest():
         Storage.path = (settings.data_dir / "ui-storage").resolve()

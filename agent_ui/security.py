@@ -3,6 +3,9 @@ handshakes likewise, and every response carries headers that keep pages out of f
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -102,22 +105,36 @@ PAGE_POLICY = "; ".join(
 )
 # JSON and files under /api are never rendered as pages.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
-# FastAPI's interactive docs load Swagger UI and ReDoc from their CDN.
-_CDN = "https://cdn.jsdelivr.net"
-DOCS_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        f"script-src 'self' 'unsafe-inline' {_CDN}",
-        f"style-src 'self' 'unsafe-inline' {_CDN} https://fonts.googleapis.com",
-        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
-        "font-src 'self' data: https://fonts.gstatic.com",
-        "worker-src 'self' blob:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "frame-ancestors 'none'",
-    )
+# The interactive API docs load Swagger UI and ReDoc from this server (agent_ui/api_docs.py). ReDoc styles with
+# injected <style> elements and searches in a blob: worker; the one inline script, Swagger UI's bootstrap, is
+# allowed by its hash (docs_policy), never by 'unsafe-inline'.
+_DOCS_DIRECTIVES = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "font-src 'self' data:",
+    "worker-src 'self' blob:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
 )
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_POLICY = "; ".join(_DOCS_DIRECTIVES)
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def docs_policy(html: str) -> str:
+    """DOCS_POLICY that also runs the page's own inline scripts (``<script>`` without attributes), by hash."""
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in _INLINE_SCRIPT.findall(html)
+    ]
+    if not hashes:
+        return DOCS_POLICY
+    return DOCS_POLICY.replace("script-src 'self'", "script-src 'self' " + " ".join(hashes), 1)
 
 
 def policy_for(path: str) -> str:

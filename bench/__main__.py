@@ -2,11 +2,12 @@
 
 import sys
 
-from bench import chat_stream, foundation, sandbox
+from bench import chat_eval, chat_stream, foundation, sandbox
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv[1:]
     foundation.main()
     sys.argv = [sys.argv[0], *(["--quick"] if quick else [])]
     chat_stream.main()
+    chat_eval.main()
     sandbox.run(sys.argv[1:])

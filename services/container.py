@@ -26,7 +26,7 @@ from services.instances import InstanceLease
 from services.jobs import JobService
 from services.llm import LocalModelRunner, ModelRegistry
 from services.llm.metered import ModelCalls
-from services.references import References, row_owner
+from services.references import References, row_owner, run_describer
 from services.runs import Run, RunService
 from services.security import derive_key
 from services.settings import Settings
@@ -168,7 +168,9 @@ def build_core(settings: Settings, secret: bytes, *, passwords: Passwords | None
     instance = InstanceLease(db=db, settings=settings.instance)
     digester = TokenDigester(derive_key(secret, "token-digest"))
     principals = PrincipalCache(settings.auth.principal_cache_s)
-    credits = CreditService(db=db, settings=settings.credits, owner=instance.id)
+    references = References()
+    references.register("run", row_owner(db, Run), describe=run_describer(db, references))
+    credits = CreditService(db=db, settings=settings.credits, owner=instance.id, references=references)
     runs = RunService(db=db, owner=instance.id, settings=settings.runs,
                       flush_interval_s=settings.chat.event_flush_interval_ms / 1000)  # fmt: skip
     artifacts = ArtifactService(db=db, store=DiskArtifactStore(settings.data_dir / "artifacts"), runs=runs)
@@ -178,8 +180,6 @@ def build_core(settings: Settings, secret: bytes, *, passwords: Passwords | None
     jobs = JobService(db=db, runs=runs, artifacts=artifacts, credits=credits, calls=calls, settings=settings.jobs)
     auth = AuthService(db=db, digester=digester, settings=settings.auth, principals=principals, passwords=passwords,
                        on_register=credits.open_account)  # fmt: skip
-    references = References()
-    references.register("run", row_owner(db, Run))
     return Core(settings=settings, secret=secret, version=app_version(), db=db, instance=instance, auth=auth,
                 api_keys=ApiKeyService(db=db, digester=digester, principals=principals), credits=credits, runs=runs,
                 jobs=jobs, artifacts=artifacts, models=models, calls=calls, tools=ToolCatalog(),

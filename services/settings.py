@@ -76,6 +76,9 @@ class ModelSettings(BaseModel):
     context_window: int = Field(default=8192, ge=256)
     max_output_tokens: int = Field(default=1024, ge=1)
     native_tools: bool = True
+    # Sampling for every call to this model (None: the provider's default); a seed makes answers repeatable.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    seed: int | None = None
 
 
 class ProviderSettings(BaseModel):
@@ -102,6 +105,9 @@ class LocalModelSettings(BaseModel):
     price_prompt_per_1k: float = Field(default=0.01, ge=0)
     price_completion_per_1k: float = Field(default=0.02, ge=0)
     startup_timeout_s: float = Field(default=120.0, gt=0)
+    # Sampling (None: llama.cpp's default); the chat eval runs at temperature 0 with a fixed seed.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    seed: int | None = None
 
 
 class LLMSettings(BaseModel):

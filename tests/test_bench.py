@@ -16,6 +16,7 @@ FIGURES = {
                          "ratio sk_ key / session", "server RSS"],
     "bench.chat_stream": ["added TTFT median", "total-time ratio median", "concurrent streams", "largest stall",
                           "server CPU per", "streams with all", "app RSS idle"],
+    "bench.chat_eval": ["routing", "correct", "no leak", "TTFT ms", "arithmetic answers exact", "model load"],
     "bench.sandbox": ["local cold", "local warm", "docker warm", "docker cold", "local alone", "raw",
                       "create → exec → destroy", "exec round trip", "concurrent sandboxes"],
 }  # fmt: skip

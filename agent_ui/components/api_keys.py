@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from nicegui import ui
 
+from agent_ui.components.a11y import named
 from agent_ui.components.confirm import confirm
 from services.auth import Principal
 from services.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyUpdate
@@ -66,10 +68,11 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
                         f"  ·  last used {_when(key.last_used_at)}  ·  expires {_when(key.expires_at)}"
                     ).classes("text-xs text-grey-7 font-mono")
                 ui.badge("active" if key.is_active else "inactive", color="positive" if key.is_active else "grey")
-                ui.switch(value=key.is_active, on_change=lambda e, k=key: set_active(k, bool(e.value))).tooltip(
-                    "Active"
-                ).mark(f"toggle-{key.id}")
-                ui.button(icon="delete", on_click=lambda k=key: confirm_revoke(k)).props(
+                named(
+                    ui.switch(value=key.is_active, on_change=lambda e, k=key: set_active(k, bool(e.value))),
+                    f"{key.name} active",
+                ).tooltip("Active").mark(f"toggle-{key.id}")
+                named(ui.button(icon="delete", on_click=lambda k=key: confirm_revoke(k)), f"Revoke {key.name}").props(
                     "flat round color=negative"
                 ).tooltip("Revoke").mark("revoke-key", f"revoke-{key.id}")
 
@@ -93,11 +96,22 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
             with ui.dialog().props("persistent") as dialog, ui.card().classes("gap-3 w-[40rem] max-w-full"):
                 ui.label("Your new API key").classes("text-lg font-medium")
                 ui.label("Copy it now: it will not be shown again.").classes("text-orange-8")
-                ui.code(created.api_key, language="text").classes("w-full break-all").mark("new-key")
+                # A read-only field: selectable by hand (focus selects it all), one Copy button that says if it worked.
+                ui.input("Your API key", value=created.api_key).props("readonly outlined").classes(
+                    "w-full font-mono"
+                ).on("focus", js_handler="(event) => event.target.select()").mark("new-key")
 
                 async def copy() -> None:
-                    await ui.clipboard.write(created.api_key)
-                    ui.notify("Copied")
+                    # ui.clipboard.write neither waits nor reports a refusal (no permission, not a secure
+                    # origin): ask the browser ourselves and say what happened.
+                    copied = await ui.run_javascript(
+                        f"return navigator.clipboard ? navigator.clipboard.writeText({json.dumps(created.api_key)})"
+                        ".then(() => true, () => false) : false"
+                    )
+                    if copied:
+                        ui.notify("Copied", type="positive")
+                    else:
+                        ui.notify("The browser did not allow copying: select the key and copy it.", type="warning")
 
                 with ui.row().classes("justify-end w-full"):
                     ui.button("Copy", icon="content_copy", on_click=copy).mark("copy-key")
@@ -105,7 +119,10 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
             dialog.open()
 
         async def create() -> None:
+            if not create_button.enabled:  # Enter pressed again while the key is being made
+                return
             delta = EXPIRY_CHOICES.get(expiry.value or "Never")
+            create_button.disable()
             try:
                 request = ApiKeyCreate(name=name.value or "", expires_at=(utcnow() + delta) if delta else None)
                 created = await services.api_keys.create(principal, request)
@@ -115,9 +132,12 @@ async def api_keys_section(services: Services, principal: Principal) -> None:
             except ValueError:
                 ui.notify("Give the key a name (up to 128 characters).", type="warning")
                 return
+            finally:
+                create_button.enable()
             name.set_value("")
             show_once(created)
             key_list.refresh()
 
         create_button.on_click(create)
+        name.on("keydown.enter", create)
         await key_list()

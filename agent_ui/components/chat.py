@@ -1,64 +1,167 @@
-"""The chat view: sessions sidebar, streamed markdown answers, tool-call cards, stop, model, system prompt, usage."""
+"""The conversation: a thread that scrolls between a toolbar (model, system prompt, usage) and a composer pinned at the
+bottom; streamed markdown answers with tool cards; branches ("‹ 1/2 ›") from regenerating and editing; copy."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from nicegui import background_tasks, ui
 from pydantic import ValidationError
 
+from agent_ui.components.a11y import named
+from agent_ui.components.branches import Conversation
+from agent_ui.components.chat_assets import ChatMarkdown
 from agent_ui.site import Site
 from services.auth import Principal
 from services.chat import ChatService
-from services.chat.history import branch
-from services.chat.schemas import ChatStreamRequest, MessageRead, SessionDetail, SessionUpdate
+from services.chat.schemas import ChatStreamRequest, MessageRead, SessionDetail
 from services.container import Services
 from services.errors import DomainError
+from services.llm.local import LocalModelRunner
+from services.llm.schemas import ModelInfo
 from services.runs import RunEvent
 
 FLUSH_SECONDS = 0.08  # markdown resends all its HTML per update: batch the tokens
+LOAD_POLL_SECONDS = 0.5
+STATUS_TEXT = {
+    "cancelled": "Stopped.",
+    "failed": "The answer failed.",
+    "interrupted": "Interrupted by a server restart.",
+}
+
+
+def icon_button(icon: str, label: str, on_click: Callable[..., object] | None = None) -> ui.button:
+    """An icon-only button with a name for screen readers and a tooltip for everyone else."""
+    button = named(ui.button(icon=icon, on_click=on_click).props("flat dense round size=sm color=grey-7"), label)
+    button.tooltip(label)
+    return button
+
+
+def model_label(model: ModelInfo) -> str:
+    """Name · size or provider · local or remote · price: what a person choosing a model needs to know."""
+    name = (model.title or model.id).removesuffix(" (local)")
+    where = "runs on this server" if model.local else f"remote ({model.provider})"
+    if model.price_prompt_per_1k == 0 and model.price_completion_per_1k == 0:
+        price = "free"
+    else:
+        price = f"{model.price_prompt_per_1k:g} in / {model.price_completion_per_1k:g} out credits per 1k tokens"
+    return " · ".join(part for part in (name, model.size, where, price) if part)
+
+
+def text_of(message: MessageRead) -> str:
+    return "".join(part.get("text", "") for part in message.content if part.get("type") == "text")
+
+
+class WaitingIndicator:
+    """Between sending and the first token: dots; while the local model is starting, what it is doing and how far."""
+
+    def __init__(self, runner: LocalModelRunner | None) -> None:
+        self._runner = runner
+        with ui.column().classes("gap-1 w-full").mark("waiting") as self.element:
+            with ui.element("div").classes("chat-dots").props('role="status" aria-label="Waiting for the answer"'):
+                for _ in range(3):
+                    ui.element("span")
+            with ui.column().classes("gap-1 w-full max-w-sm") as self.loading:
+                self.label = ui.label().classes("text-sm text-grey-7").mark("model-loading")
+                self.bar = ui.linear_progress(value=0, show_value=False).props("rounded size=6px")
+        self.loading.visible = False
+        self._timer = ui.timer(LOAD_POLL_SECONDS, self.poll) if runner is not None else None
+        self.poll()
+
+    def poll(self) -> None:
+        if self._runner is None:
+            return
+        progress = self._runner.progress()
+        self.loading.visible = progress.loading
+        if not progress.loading:
+            return
+        typical = max(progress.typical_s, 1.0)
+        if progress.phase == "joining" and progress.parts_total:
+            self.label.set_text(
+                f"Loading the model… preparing its weights ({progress.parts_done}/{progress.parts_total})"
+            )
+            self.bar.set_value(0.3 * progress.parts_done / progress.parts_total)
+        else:
+            self.label.set_text(f"Loading the model… {progress.elapsed_s:.0f} s (usually about {typical:.0f} s)")
+            self.bar.set_value(min(progress.elapsed_s / typical, 0.97))
+
+    def thinking(self) -> None:
+        self.label.set_text("Thinking…")
+        self.loading.visible = True
+        self.bar.visible = False
+
+    def remove(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.element.delete()
 
 
 @dataclass
 class StreamingAnswer:
     """The assistant bubble being written: tokens collect in ``pending`` and reach the page on a timer."""
 
-    column: ui.column
-    markdown: ui.markdown | None = None
+    column: ui.element
+    waiting: WaitingIndicator | None
+    markdown: ChatMarkdown | None = None
     text: str = ""
     pending: str = ""
+    error: str | None = None  # what the run said went wrong (the stored answer only knows that it failed)
 
     def add(self, text: str) -> None:
         self.pending += text
 
+    def started(self) -> None:
+        """Something arrived: the dots go."""
+        if self.waiting is not None:
+            self.waiting.remove()
+            self.waiting = None
+
     def flush(self) -> None:
         if not self.pending:
             return
+        self.started()
         self.text += self.pending
         self.pending = ""
         if self.markdown is None:
             with self.column:
-                self.markdown = ui.markdown(self.text).classes("w-full").mark("answer-text")
+                self.markdown = ChatMarkdown(self.text).mark("answer-text")
         else:
             self.markdown.set_content(self.text)
 
     def cut(self) -> None:
         """A tool card comes next: the following text starts a new block below it."""
         self.flush()
+        self.started()
         self.markdown, self.text = None, ""
 
 
-@dataclass
 class ChatView:
-    site: Site
-    principal: Principal
-    session_id: str | None
-    on_session_created: Callable[[str], None]
-    on_turn_finished: Callable[[], Awaitable[None]]
-    run_id: str | None = None
-    messages: list[MessageRead] = field(default_factory=list)
+    def __init__(
+        self,
+        site: Site,
+        principal: Principal,
+        session_id: str | None,
+        *,
+        on_session_created: Callable[[str], Awaitable[None]],
+        on_turn_finished: Callable[[], Awaitable[None]],
+        toggle_sessions: Callable[[int], None],
+    ) -> None:
+        self.site = site
+        self.principal = principal
+        self.session_id = session_id
+        self.on_session_created = on_session_created
+        self.on_turn_finished = on_turn_finished
+        self.toggle_sessions = toggle_sessions
+        self.run_id: str | None = None
+        self.leaf_id: str | None = None  # the end of the branch on screen
+        self.conversation = Conversation([])
+        self.streaming: StreamingAnswer | None = None
+        self.cards: dict[str, tuple[ui.element, dict[str, Any]]] = {}
+        self.follow_task: asyncio.Task[None] | None = None
 
     @property
     def user_id(self) -> str:
@@ -75,14 +178,70 @@ class ChatView:
     async def build(self) -> None:
         # Handlers may run from elements this view deletes (a regenerate button): keep the page's client.
         self.client = ui.context.client
-        models = [m.id for m in self.services.models.models()]
+        self.client.on_delete(self._client_gone)
+        models = {m.id: model_label(m) for m in self.services.models.models()}
         detail = await self._detail()
-        with ui.row().classes("w-full items-center gap-2"):
-            self.model = ui.select(models, value=(detail.model if detail and detail.model in models
-                                                  else self.services.models.default_model),
-                                   label="Model").props("dense outlined").classes("w-64").mark("model")  # fmt: skip
-            self.usage = ui.label().classes("text-sm text-grey-7 ml-auto").mark("usage")
-        with ui.expansion("System prompt", icon="tune").classes("w-full").mark("system-prompt-panel"):
+        with ui.element("div").classes("chat-main").mark("chat-main"):
+            with ui.element("div").classes("chat-toolbar"):
+                # The browser says how wide it is: a desktop folds the list, a phone opens it as a sheet.
+                icon_button("view_sidebar", "Show or hide chats").on(
+                    "click", lambda e: self.toggle_sessions(int(e.args)), js_handler="() => emit(window.innerWidth)"
+                ).mark("sessions-toggle")
+                self.model = (
+                    ui.select(
+                        models,
+                        value=detail.model if detail and detail.model in models else self.services.models.default_model,
+                    )
+                    .props('dense outlined options-dense aria-label="Model"')
+                    .classes("min-w-0 w-64 max-sm:grow")
+                    .mark("model")
+                )
+                self.model.add_slot(
+                    "selected-item", '<span class="ellipsis">{{ props.opt.label.split(" · ")[0] }}</span>'
+                )
+                self.model.add_slot(
+                    "option",
+                    """<q-item v-bind="props.itemProps"><q-item-section>
+                    <q-item-label>{{ props.opt.label.split(" · ")[0] }}</q-item-label>
+                    <q-item-label caption>{{ props.opt.label.split(" · ").slice(1).join(" · ") }}</q-item-label>
+                    </q-item-section></q-item>""",
+                )
+                self._system_prompt_dialog(detail)
+                icon_button("tune", "System prompt", self.prompt_dialog.open).mark("system-prompt-open")
+                ui.space()
+                self.usage = ui.label().classes("text-xs text-grey-7 truncate chat-desktop-only").mark("usage")
+            with ui.element("div").classes("chat-scroll-wrap"):
+                with ui.element("div").classes("chat-scroll").mark("chat-scroll"):
+                    self.thread = ui.element("div").classes("chat-thread").mark("thread")
+                ui.button(icon="arrow_downward").props(
+                    'round unelevated color=grey-8 size=sm aria-label="Jump to the latest message"'
+                ).classes("chat-jump").on("click", js_handler="() => window.agentChat.toBottom()").mark("jump-latest")
+            with ui.element("div").classes("chat-composer"), ui.element("div").classes("chat-composer-box"):
+                self.input = (
+                    ui.textarea(placeholder="Ask anything…")
+                    .props('borderless autogrow dense rows=1 aria-label="Message"')
+                    .classes("grow self-center")
+                    .mark("message")
+                )
+                self.send_button = (
+                    ui.button(icon="arrow_upward", on_click=self.send)
+                    .props('round unelevated size=md aria-label="Send"')
+                    .mark("send")
+                )
+                self.stop_button = (
+                    ui.button(icon="stop", color="negative", on_click=self.stop)
+                    .props('round unelevated size=md aria-label="Stop"')
+                    .mark("stop")
+                )
+        self.stop_button.visible = False
+        self.input.on("keydown.enter.exact.prevent", self.send)
+        self.flusher = ui.timer(FLUSH_SECONDS, self._flush, active=False)
+        await self._render(detail)
+
+    def _system_prompt_dialog(self, detail: SessionDetail | None) -> None:
+        with ui.dialog() as self.prompt_dialog, ui.card().classes("w-[36rem] max-w-full"):
+            ui.label("System prompt").classes("text-lg font-medium")
+            ui.label("How the model should behave in this chat; empty for the default.").classes("text-sm text-grey-7")
             self.system_prompt = (
                 ui.textarea(
                     placeholder=self.services.settings.chat.system_prompt,
@@ -92,60 +251,85 @@ class ChatView:
                 .props("outlined autogrow")
                 .mark("system-prompt")
             )
-        self.thread = ui.column().classes("w-full gap-3").mark("thread")
-        with ui.row().classes("w-full items-end gap-2 no-wrap"):
-            self.input = (
-                ui.textarea(placeholder="Ask anything…  (Enter to send, Shift+Enter for a new line)")
-                .props("outlined autogrow")
-                .classes("grow")
-                .mark("message")
-            )
-            self.send_button = ui.button(icon="send", on_click=self.send).props("round").mark("send")
-            self.stop_button = ui.button(icon="stop", color="negative", on_click=self.stop).props("round").mark("stop")
-        self.stop_button.visible = False
-        self.input.on("keydown.enter.exact.prevent", self.send)
-        self.flusher = ui.timer(FLUSH_SECONDS, self._flush, active=False)
-        self.streaming: StreamingAnswer | None = None
-        self.cards: dict[str, tuple[ui.element, dict[str, Any]]] = {}
-        await self._render(detail)
+            with ui.row().classes("justify-end w-full"):
+                ui.button("Done", on_click=self.prompt_dialog.close).props("flat").mark("system-prompt-done")
 
     async def _detail(self) -> SessionDetail | None:
         if self.session_id is None:
             return None
         return await self.chat.get_session(self.user_id, self.session_id)
 
+    # -- the thread --------------------------------------------------------------------------------
+
     async def _render(self, detail: SessionDetail | None) -> None:
+        """Draw the branch that ends at ``leaf_id`` (the newest when unset or gone); follow a running answer."""
         self.thread.clear()
-        self.messages = []
-        if detail is None:
+        self.conversation = Conversation(detail.messages if detail else [])
+        if not self.conversation.messages:
             with self.thread:
-                ui.label("Start a conversation. The built-in model runs on this machine.").classes("text-grey-7").mark(
-                    "empty-thread"
-                )
+                ui.label("Start a conversation. The built-in model runs on this machine.").classes(
+                    "text-grey-7 self-center mt-8"
+                ).mark("empty-thread")
             await self._show_usage()
             return
-        leaf = detail.messages[-1].id if detail.messages else None
-        by_id = {m.id: m for m in detail.messages}
-        path = branch(list(by_id.values()), leaf) if leaf else []  # type: ignore[arg-type]
-        self.messages = path  # type: ignore[assignment]
-        for message in path:
+        if self.leaf_id not in self.conversation.by_id:
+            self.leaf_id = self.conversation.newest
+        for message in self.conversation.path(self.leaf_id):
             if message.role == "user":
                 self._user_bubble(message)
-            elif message.status == "streaming" and detail.active_run_id:
-                self._follow(detail.active_run_id, after=0, resumed=True)
+            elif message.status == "streaming" and message.run_id and detail and detail.active_run_id == message.run_id:
+                self._follow(message.run_id, message.id, message.model, after=0)
             else:
-                self._assistant_bubble(message)
+                self._answer(message)
         await self._show_usage()
 
     def _user_bubble(self, message: MessageRead) -> None:
-        text = "".join(part.get("text", "") for part in message.content if part.get("type") == "text")
-        with self.thread, ui.row().classes("w-full justify-end"):
-            ui.label(text).classes("bg-primary text-white rounded-lg px-3 py-2 max-w-[80%] whitespace-pre-wrap").mark(
-                "user-message"
-            )
+        with self.thread:
+            box = ui.element("div").classes("chat-user").mark("user-turn")
+        self._fill_user(box, message)
 
-    def _assistant_bubble(self, message: MessageRead) -> None:
-        with self.thread, ui.column().classes("w-full gap-2").mark("assistant-message"):
+    def _fill_user(self, box: ui.element, message: MessageRead) -> None:
+        box.clear()
+        box.classes(remove="chat-user-editor")
+        with box:
+            ui.label(text_of(message)).classes("chat-user-bubble whitespace-pre-wrap").mark("user-message")
+            with ui.element("div").classes("chat-actions"):
+                self._branch_nav(message, "version")
+                icon_button("edit", "Edit message", lambda: self._edit(box, message)).mark("edit")
+
+    def _edit(self, box: ui.element, message: MessageRead) -> None:
+        """The question becomes an editor in place; saving asks it anew beside the old one (a new branch)."""
+        if self.run_id is not None:
+            ui.notify("Wait for the answer, or stop it, before editing.", type="warning")
+            return
+        box.clear()
+        box.classes(add="chat-user-editor")
+        with box:
+            editor = ui.textarea(value=text_of(message)).props("outlined autogrow autofocus").classes("w-full")
+            editor.mark("edit-input")
+
+            async def save() -> None:
+                text = (editor.value or "").strip()
+                if text:
+                    await self._ask(text, parent_id=message.id, redraw=True)
+
+            def cancel() -> None:
+                self._fill_user(box, message)
+
+            editor.on("keydown.enter.exact.prevent", save)  # as in the composer; Shift+Enter is a new line
+            editor.on("keydown.esc", cancel)
+            with ui.row().classes("gap-2 justify-end w-full"):
+                ui.button("Cancel", on_click=cancel).props("flat no-caps").mark("edit-cancel")
+                ui.button("Save & send", on_click=save).props("unelevated no-caps").mark("edit-save")
+
+    def _answer(self, message: MessageRead) -> None:
+        with self.thread:
+            column = ui.element("div").classes("chat-answer").mark("assistant-message")
+        self._fill_answer(column, message)
+
+    def _fill_answer(self, column: ui.element, message: MessageRead, error: str | None = None) -> None:
+        column.clear()
+        with column:
             results = {p["call_id"]: p for p in message.content if p.get("type") == "tool_result"}
             text = ""
             for part in message.content:
@@ -153,31 +337,46 @@ class ChatView:
                     text += part.get("text", "")
                 elif part.get("type") == "tool_call":
                     if text:
-                        ui.markdown(text).classes("w-full").mark("answer-text")
+                        ChatMarkdown(text).mark("answer-text")
                         text = ""
                     self.site.tool_cards.render(part, results.get(part["call_id"]))
             if text:
-                ui.markdown(text).classes("w-full").mark("answer-text")
-            if message.status in ("cancelled", "failed", "interrupted"):
-                ui.label({"cancelled": "Stopped.", "failed": "The answer failed.",
-                          "interrupted": "Interrupted by a server restart."}[message.status]).classes(
-                    "text-xs text-orange-8"
-                ).mark("answer-status")  # fmt: skip
-            self._answer_actions(message, text_of(message))
+                ChatMarkdown(text).mark("answer-text")
+            if error is not None:
+                ui.label(error).classes("text-negative").mark("answer-error")
+            elif message.status in STATUS_TEXT:
+                ui.label(STATUS_TEXT[message.status]).classes("text-xs text-orange-8").mark("answer-status")
+            with ui.element("div").classes("chat-actions"):
+                self._branch_nav(message, "answer")
+                icon_button("content_copy", "Copy answer").on(
+                    "click", js_handler=f"() => window.agentChat.copy({json.dumps(text_of(message))})"
+                ).mark("copy")
+                question = self.conversation.by_id.get(message.parent_id or "")
+                if question is not None:
+                    icon_button("refresh", "Regenerate", lambda q=question: self.regenerate(q)).mark("regenerate")
 
-    def _answer_actions(self, message: MessageRead, text: str) -> None:
-        question = next((m for m in self.messages if m.id == message.parent_id), None)
-        with ui.row().classes("gap-1"):
+    def _branch_nav(self, message: MessageRead, noun: str) -> None:
+        """‹ n/m › when there are other versions of this message; each shows the newest conversation through it."""
+        siblings = self.conversation.siblings(message)
+        if len(siblings) < 2:
+            return
+        index = next(i for i, m in enumerate(siblings) if m.id == message.id)
+        with ui.element("div").classes("chat-branch").mark("branch"):
+            back = icon_button("chevron_left", f"Previous {noun}", lambda: self.show(siblings[index - 1]))
+            back.mark("branch-prev").set_enabled(index > 0)
+            ui.label(f"{index + 1}/{len(siblings)}").mark("branch-position")
+            onward = icon_button(
+                "chevron_right", f"Next {noun}", lambda: self.show(siblings[(index + 1) % len(siblings)])
+            )
+            onward.mark("branch-next").set_enabled(index < len(siblings) - 1)
 
-            async def copy() -> None:
-                await ui.clipboard.write(text)
-                ui.notify("Copied")
-
-            ui.button(icon="content_copy", on_click=copy).props("flat dense round size=sm").tooltip("Copy").mark("copy")
-            if question is not None:
-                ui.button(icon="refresh", on_click=lambda q=question: self.send(regenerate=q)).props(
-                    "flat dense round size=sm"
-                ).tooltip("Regenerate").mark("regenerate")
+    async def show(self, message: MessageRead) -> None:
+        """Switch to another version of a message."""
+        if self.run_id is not None:
+            ui.notify("Wait for the answer, or stop it, before switching.", type="warning")
+            return
+        self.leaf_id = self.conversation.newest_leaf(message.id)
+        await self._render(await self._detail())
 
     async def _show_usage(self) -> None:
         if self.session_id is None:
@@ -191,88 +390,144 @@ class ChatView:
         tokens = usage.total_prompt_tokens + usage.total_completion_tokens
         self.usage.set_text(f"{tokens:,} tokens · {usage.credits:.4f} credits")
 
-    # -- sending and streaming -------------------------------------------------------------------
+    # -- asking and streaming ----------------------------------------------------------------------
 
-    async def send(self, regenerate: MessageRead | None = None) -> None:
-        if self.run_id is not None:
-            return
-        text = text_of(regenerate) if isinstance(regenerate, MessageRead) else (self.input.value or "").strip()
+    async def send(self) -> None:
+        text = (self.input.value or "").strip()
         if not text:
             return
+        leaf = self.conversation.by_id.get(self.leaf_id or "")
+        # Continue the branch on screen, which need not be the newest one.
+        if await self._ask(text, parent_id=leaf.id if leaf is not None and leaf.role == "assistant" else None):
+            self.input.set_value("")
+
+    async def regenerate(self, question: MessageRead) -> None:
+        """Answer the same question again; the old answer stays as the first version."""
+        await self._ask(text_of(question), parent_id=question.id, redraw=True)
+
+    async def _ask(self, text: str, *, parent_id: str | None, redraw: bool = False) -> bool:
+        if self.run_id is not None:
+            ui.notify("Wait for the answer, or stop it.", type="warning")
+            return False
         try:
             request = ChatStreamRequest(
                 session_id=self.session_id,
                 message=text,
                 model=self.model.value,
                 system_prompt=self.system_prompt.value or None,
-                parent_message_id=regenerate.id if isinstance(regenerate, MessageRead) else None,
+                parent_message_id=parent_id,
             )
             started = await self.chat.start_turn(self.principal, request)
         except ValidationError:
             ui.notify("That message cannot be sent (too long?).", type="warning")
-            return
+            return False
         except DomainError as exc:
             ui.notify(exc.message, type="negative")
-            return
-        self.input.set_value("")
+            return False
+        self.leaf_id = started.message_id
+        ui.run_javascript("window.agentChat && window.agentChat.toBottom()")
         if self.session_id is None:
             self.session_id = started.session_id
-            self.on_session_created(started.session_id)
-        if isinstance(regenerate, MessageRead):
-            await self._render(await self._detail())  # the new branch replaces the old one on screen
-            return
-        if not self.messages:
+            await self.on_session_created(started.session_id)
+        if redraw:  # a new branch: draw it (the answer streams at its end)
+            await self._render(await self._detail())
+            if self.run_id is None:  # already finished
+                await self.on_turn_finished()
+            return True
+        if not self.conversation.messages:
             self.thread.clear()
-        self._user_bubble(MessageRead(id=started.user_message_id, parent_id=None, role="user",
-                                      content=[{"type": "text", "text": text}], status="complete", model=None,
-                                      run_id=None, prompt_tokens=0, completion_tokens=0,
-                                      created_at=self.principal.user.created_at))  # fmt: skip
-        self._follow(started.run_id, after=1, resumed=False)
+        question = MessageRead(
+            id=started.user_message_id, parent_id=parent_id, role="user", content=[{"type": "text", "text": text}],
+            status="complete", model=None, run_id=None, prompt_tokens=0, completion_tokens=0,
+            created_at=self.principal.user.created_at,
+        )  # fmt: skip
+        self._user_bubble(question)
+        self._follow(started.run_id, started.message_id, started.model, after=1)
+        return True
 
-    def _follow(self, run_id: str, *, after: int, resumed: bool) -> None:
+    def _runner_for(self, model_id: str | None) -> LocalModelRunner | None:
+        """The local model's runner when this answer waits on it (its progress is worth showing)."""
+        model = next((m for m in self.services.models.models() if m.id == model_id), None)
+        return self.services.models.local_runner() if model is not None and model.local else None
+
+    def _follow(self, run_id: str, answer_id: str, model_id: str | None, *, after: int) -> None:
         self.run_id = run_id
         with self.thread:
-            column = ui.column().classes("w-full gap-2").mark("assistant-message")
-        self.streaming = StreamingAnswer(column)
+            column = ui.element("div").classes("chat-answer").mark("assistant-message")
+        with column:
+            waiting = WaitingIndicator(self._runner_for(model_id))
+        self.streaming = StreamingAnswer(column, waiting)
         self.cards = {}
         self._running(True)
-        background_tasks.create(self._consume(run_id, after), name=f"follow-{run_id}", context=self.client)
+        self.follow_task = background_tasks.create(
+            self._consume(run_id, answer_id, after), name=f"follow-{run_id}", context=self.client
+        )
 
-    async def _consume(self, run_id: str, after: int) -> None:
+    def _client_gone(self) -> None:
+        """The browser left for good: stop following (the run itself goes on; a reload follows it again)."""
+        if self.follow_task is not None and not self.follow_task.done():
+            self.follow_task.cancel()
+
+    async def _consume(self, run_id: str, answer_id: str, after: int) -> None:
+        cancelled = False
         try:
             async for batch in await self.chat.follow(self.principal, run_id, after):
                 for event in batch:
                     self._on_event(event)
         except DomainError as exc:
             ui.notify(exc.message, type="negative")
+        except asyncio.CancelledError:
+            cancelled = True  # the page is gone: nothing left to draw on
+            raise
         finally:
-            self._flush()
-            self.run_id = None
-            self._running(False)
-            await self._render(await self._detail())
-            await self.on_turn_finished()
+            if not cancelled:
+                await self._finish(answer_id)
+
+    async def _finish(self, answer_id: str) -> None:
+        """The run ended: the streamed bubble becomes the stored answer (with its actions), in place."""
+        self._flush()
+        self.run_id = None
+        self._running(False)
+        detail = await self._detail()
+        self.conversation = Conversation(detail.messages if detail else [])
+        answer = self.conversation.by_id.get(answer_id)
+        if self.streaming is not None:
+            if self.streaming.waiting is not None:
+                self.streaming.started()
+            if answer is not None:
+                self._fill_answer(self.streaming.column, answer, self.streaming.error)
+        self.streaming = None
+        await self._show_usage()
+        await self.on_turn_finished()
 
     def _on_event(self, event: RunEvent) -> None:
         answer = self.streaming
-        assert answer is not None
+        if answer is None:
+            return
         if event.type == "content.delta":
             answer.add(event.data["text"])
+        elif event.type == "reasoning.delta":
+            if answer.waiting is not None:
+                answer.waiting.thinking()
         elif event.type == "tool_call":
             answer.cut()
             with answer.column:
                 card = self.site.tool_cards.render(event.data, None)
             self.cards[event.data["call_id"]] = (card, event.data)
         elif event.type == "tool_result":
-            card, call = self.cards.get(event.data["call_id"], (None, None))
-            if card is not None and call is not None:
+            shown = self.cards.get(event.data["call_id"])
+            if shown is not None:
+                card, call = shown
                 with answer.column:
                     replacement = self.site.tool_cards.render(call, event.data)
                 replacement.move(answer.column, target_index=list(answer.column).index(card))
                 card.delete()
         elif event.type == "error":
             answer.flush()
+            answer.started()
+            answer.error = str(event.data.get("message") or "The answer failed.")
             with answer.column:
-                ui.label(event.data.get("message", "The answer failed.")).classes("text-negative").mark("answer-error")
+                ui.label(answer.error).classes("text-negative").mark("answer-error")
 
     def _flush(self) -> None:
         if self.streaming is not None:
@@ -290,11 +545,3 @@ class ChatView:
             await self.chat.stop(self.principal, self.run_id)
         except DomainError as exc:
             ui.notify(exc.message, type="warning")
-
-    async def save_settings(self) -> None:
-        if self.session_id is not None:
-            await self.chat.update_session(self.user_id, self.session_id, SessionUpdate(model=self.model.value))
-
-
-def text_of(message: MessageRead) -> str:
-    return "".join(part.get("text", "") for part in message.content if part.get("type") == "text")

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from nicegui import background_tasks, events, ui
 from pydantic import ValidationError
 
+from agent_ui.components.a11y import named
 from agent_ui.components.confirm import confirm
 from agent_ui.components.tool_cards import as_dict
 from services.clock import utcnow
@@ -138,9 +139,9 @@ async def sandbox_list(sandboxes: SandboxService, user_id: str) -> None:
                                   on_click=lambda s=sandbox: ui.navigate.to(f"/sandboxes/{s.id}")).props(
                             "flat"
                         ).mark(f"open-{sandbox.id}")  # fmt: skip
-                    ui.button(icon="delete", on_click=lambda s=sandbox: ask_destroy(s)).props(
-                        "flat round color=negative"
-                    ).tooltip("Destroy").mark(f"destroy-{sandbox.id}")
+                    destroy = ui.button(icon="delete", on_click=lambda s=sandbox: ask_destroy(s))
+                    named(destroy, f"Destroy {sandbox.id}").props("flat round color=negative")
+                    destroy.tooltip("Destroy").mark(f"destroy-{sandbox.id}")
 
     def ask_destroy(sandbox: SandboxRead) -> None:
         confirm(
@@ -168,7 +169,9 @@ class Terminal:
         with ui.card().classes("w-full gap-2"):
             with ui.row().classes("items-center w-full"):
                 ui.label("Terminal").classes("text-lg font-medium grow")
-                ui.button(icon="clear_all", on_click=lambda: self.output.clear()).props("flat round").tooltip("Clear")
+                ui.button(icon="clear_all", on_click=lambda: self.output.clear()).props(
+                    'flat round aria-label="Clear the terminal"'
+                ).tooltip("Clear")
             self.output = (
                 ui.log(max_lines=5000)
                 .classes("w-full h-96 font-mono text-sm bg-grey-10 text-grey-2 p-2 rounded")
@@ -178,7 +181,7 @@ class Terminal:
             with ui.row().classes("items-center w-full gap-2 no-wrap"):
                 self.command = (
                     ui.input(placeholder='python3 -c "print(6*7)"')
-                    .props("outlined dense autofocus")
+                    .props('outlined dense autofocus aria-label="Command"')
                     .classes("grow font-mono")
                     .mark("command")
                 )
@@ -259,11 +262,13 @@ class FileBrowser:
                 self.path_label = (
                     ui.label("/workspace").classes("font-mono text-sm text-grey-7 grow").mark("files-path")
                 )
-                self.up_button = ui.button(icon="arrow_upward", on_click=self.go_up).props("flat round dense")
-                self.up_button.tooltip("Up one folder").mark("files-up")
-                ui.button(icon="refresh", on_click=self.refresh).props("flat round dense").tooltip("Refresh").mark(
-                    "files-refresh"
+                self.up_button = ui.button(icon="arrow_upward", on_click=self.go_up).props(
+                    'flat round dense aria-label="Up one folder"'
                 )
+                self.up_button.tooltip("Up one folder").mark("files-up")
+                ui.button(icon="refresh", on_click=self.refresh).props(
+                    'flat round dense aria-label="Refresh the files"'
+                ).tooltip("Refresh").mark("files-refresh")
             self.entries = ui.column().classes("w-full gap-0")
             upload = ui.upload(
                 label="Upload into this folder",
@@ -310,7 +315,7 @@ class FileBrowser:
                 ui.label(entry.name).classes("font-mono text-sm grow truncate")
                 ui.label(human_size(entry.size)).classes("text-xs text-grey-7")
                 download = ui.button(icon="download", on_click=lambda e=entry: self.download(e.name))
-                download.props("flat round dense").props(f'aria-label="Download {entry.name}"')
+                named(download, f"Download {entry.name}").props("flat round dense")
                 download.tooltip("Download").mark(f"download-{entry.name}")
 
     async def open_folder(self, name: str) -> None:

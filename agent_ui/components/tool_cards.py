@@ -39,7 +39,7 @@ def json_card(call: dict[str, Any], result: dict[str, Any] | None) -> ui.element
     ok = result is not None and result.get("ok")
     state = "running…" if result is None else f"{result.get('elapsed_ms', 0)} ms" + ("" if ok else " · failed")
     icon = "hourglass_top" if result is None else ("check_circle" if ok else "error")
-    card = ui.expansion(f"{call['name']}  ·  {state}", icon=icon).classes("w-full border rounded").mark("tool-card")
+    card = ui.expansion(f"{call['name']}  ·  {state}", icon=icon).classes("w-full tool-card").mark("tool-card")
     with card:
         ui.label("Arguments").classes("text-xs text-grey-7")
         ui.code(pretty(call.get("arguments")), language="json").classes("w-full")

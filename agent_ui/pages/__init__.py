@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_ui.pages import admin, auth, placeholders, settings
+from agent_ui.pages import admin, auth, not_found, placeholders, settings
 from agent_ui.site import NavItem, Site
 
 NAVIGATION = (
@@ -17,3 +17,4 @@ def register_pages(site: Site) -> None:
     placeholders.register(site)
     settings.register(site)
     admin.register(site)
+    not_found.register(site)

@@ -9,6 +9,8 @@ from fastapi.responses import RedirectResponse, Response
 from nicegui import ui
 from pydantic import ValidationError
 
+from agent_ui.components.a11y import named
+from agent_ui.components.confirm import submit_on_enter
 from agent_ui.components.layout import frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from agent_ui.site import Site
@@ -56,10 +58,13 @@ async def user_table(services: Services, principal: Principal) -> None:
             ui.button("Grant", icon="add_card", on_click=lambda u=user: grant_dialog(u)).props("flat dense").mark(
                 f"grant-{user.email}"
             )
-            ui.select(
-                [Role.USER.value, Role.ADMIN.value],
-                value=user.role.value,
-                on_change=lambda e, u=user: change(u, UserAdminUpdate(role=Role(e.value))),
+            named(
+                ui.select(
+                    [Role.USER.value, Role.ADMIN.value],
+                    value=user.role.value,
+                    on_change=lambda e, u=user: change(u, UserAdminUpdate(role=Role(e.value))),
+                ),
+                f"Role of {user.email}",
             ).props("dense outlined").classes("w-28").mark(f"role-{user.email}")
             ui.switch(
                 "disabled",
@@ -68,12 +73,16 @@ async def user_table(services: Services, principal: Principal) -> None:
             ).props("color=negative").mark(f"disable-{user.email}").set_enabled(not is_self)
 
     def grant_dialog(user: UserRead) -> None:
-        with ui.dialog() as dialog, ui.card().classes("gap-2"):
+        with ui.dialog() as dialog, ui.card().classes("gap-2") as card:
             ui.label(f"Grant credits to {user.email}").classes("font-medium")
-            amount = ui.number("Credits", value=10, min=0.000001, format="%.6f").props("outlined").mark("grant-amount")
+            amount = ui.number("Credits", value=10, min=0.000001, format="%.6f").props("outlined autofocus")
+            amount.mark("grant-amount")
             reason = ui.input("Reason (optional)").props("outlined").mark("grant-reason")
 
             async def submit() -> None:
+                if not grant_button.enabled:  # a second Enter or click while the first grant is under way
+                    return
+                grant_button.disable()
                 try:
                     request = GrantRequest(user_id=user.id, amount=Decimal(str(amount.value or 0)),
                                            reason=reason.value or None)  # fmt: skip
@@ -81,13 +90,16 @@ async def user_table(services: Services, principal: Principal) -> None:
                 except (ValidationError, DomainError) as exc:
                     ui.notify(getattr(exc, "message", "Give a positive amount."), type="negative")
                     return
+                finally:
+                    grant_button.enable()
                 dialog.close()
                 ui.notify(f"Granted {request.amount} credits to {user.email}", type="positive")
                 rows.refresh()
 
             with ui.row().classes("justify-end w-full"):
                 ui.button("Cancel", on_click=dialog.close).props("flat")
-                ui.button("Grant", on_click=submit).mark("grant-submit")
+                grant_button = ui.button("Grant", on_click=submit).mark("grant-submit")
+        submit_on_enter(card, submit, focus=False)
         dialog.open()
 
     async def change(user: UserRead, update: UserAdminUpdate) -> None:

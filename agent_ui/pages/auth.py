@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from nicegui import app, ui
 from pydantic import ValidationError
 
+from agent_ui.components.layout import apply_theme
 from agent_ui.pages.session import safe_next, signed_in
 from agent_ui.session_cookie import set_session_cookie
 from agent_ui.site import Site
@@ -54,7 +55,7 @@ def register(site: Site) -> None:
                 .classes("w-full")
                 .mark("password")
             )
-            error = ui.label().classes("text-negative").mark("error")
+            error = ui.label().classes("text-negative").props('role="alert"').mark("error")
 
             async def submit() -> None:
                 error.set_text("")
@@ -70,7 +71,8 @@ def register(site: Site) -> None:
                     return
                 await sign_in_as(user.id, safe_next(next))
 
-            password.on("keydown.enter", submit)
+            for field in (email, password):
+                field.on("keydown.enter", submit)
             ui.button("Sign in", on_click=submit).classes("w-full").mark("submit")
             with ui.row().classes("gap-1 text-sm"):
                 ui.label("No account yet?")
@@ -95,7 +97,7 @@ def register(site: Site) -> None:
                 .classes("w-full")
                 .mark("confirm")
             )
-            error = ui.label().classes("text-negative").mark("error")
+            error = ui.label().classes("text-negative").props('role="alert"').mark("error")
 
             async def submit() -> None:
                 error.set_text("")
@@ -114,7 +116,8 @@ def register(site: Site) -> None:
                     return
                 await sign_in_as(user.id, "/")
 
-            confirm.on("keydown.enter", submit)
+            for field in (email, password, confirm):
+                field.on("keydown.enter", submit)
             ui.button("Create account", on_click=submit).classes("w-full").mark("submit")
             with ui.row().classes("gap-1 text-sm"):
                 ui.label("Have an account?")
@@ -123,6 +126,7 @@ def register(site: Site) -> None:
 
 
 def auth_card(title: str):  # type: ignore[no-untyped-def]
+    apply_theme()
     ui.query("body").classes("bg-grey-2")
     with ui.column().classes("absolute-center items-center gap-4"):
         ui.label("agent-ui").classes("text-3xl font-bold text-primary")

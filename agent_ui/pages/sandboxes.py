@@ -58,8 +58,11 @@ def register(site: Site) -> None:
             return RedirectResponse("/sandboxes", status_code=303)
         with frame(site, principal, title="Sandbox", active="/sandboxes",
                    on_sign_out=sign_out_handler(request, services)) as shell:  # fmt: skip
+            ui.page_title(f"{sandbox.id} · Sandboxes · agent-ui")
             with ui.card().classes("w-full"), ui.row().classes("items-center w-full gap-3"):
-                ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/sandboxes")).props("flat round")
+                ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/sandboxes")).props(
+                    'flat round aria-label="Back to sandboxes"'
+                ).tooltip("All sandboxes")
                 with ui.column().classes("gap-0 grow min-w-0"):
                     with ui.row().classes("items-center gap-2"):
                         ui.label(sandbox.id).classes("font-mono text-lg").mark("sandbox-id")

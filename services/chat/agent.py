@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.auth.schemas import Principal
+from services.chat.text_calls import CallGate, parse_calls, without_tags
 from services.credits import Hold
 from services.errors import InsufficientCreditsError, UpstreamUnavailableError
 from services.llm.metered import CallStoppedError, CallUsage, ModelCalls, Payer
@@ -113,29 +114,58 @@ class AgentLoop:
 
     async def _rounds(self, turn: Turn, messages: list[dict[str, Any]], outcome: TurnOutcome) -> None:
         native = turn.model.native_tools
-        routed: set[tuple[str, str]] = set()
+        made: set[tuple[str, str]] = set()
+        answered = False
         for round_number in range(turn.max_tool_rounds + 1):
-            tools_allowed = bool(turn.tools) and round_number < turn.max_tool_rounds
-            if tools_allowed and not native:
-                calls = await self._route(turn, messages, outcome)
-                # A router that asks again for a call it already made is looping: answer with what it has.
-                if calls and all((c.name, _canonical(c.arguments)) in routed for c in calls):
-                    calls = []
-                routed |= {(c.name, _canonical(c.arguments)) for c in calls}
-                if calls:
-                    await self._run_tools(turn, calls, messages, outcome, native=False)
+            offer = bool(turn.tools) and round_number < turn.max_tool_rounds and not answered
+            if native:
+                result = await self._call(turn, messages, outcome, tools=turn.tools if offer else None)
+                calls = result.tool_calls
+            else:
+                result, calls = await self._call_with_text_calls(turn, messages, outcome, offer=offer)
+            if calls and offer:
+                # A small model asking again for a call it already made is looping: it answers with what it has.
+                if not native and all((c.name, _canonical(c.arguments)) in made for c in calls):
+                    answered = True
                     continue
-                tools_allowed = False
-            result = await self._call(turn, messages, outcome, tools=turn.tools if tools_allowed else None)
-            if result.tool_calls and tools_allowed:
-                await self._run_tools(turn, result.tool_calls, messages, outcome, native=True, text=result.text)
+                made |= {(c.name, _canonical(c.arguments)) for c in calls}
+                await self._run_tools(turn, calls, messages, outcome, native=native, text=result.text)
+                # A small model offered tools again tends to call them once more with made-up arguments, or the
+                # wrong tool after a failure: it answers from the results (a failure included) instead.
+                answered = not native
                 continue
-            if result.tool_calls:
+            if calls:
                 outcome.finish_reason = "tool_limit"
                 return
             outcome.finish_reason = "length" if result.finish_reason == "length" else "stop"
             return
         outcome.finish_reason = "tool_limit"
+
+    async def _call_with_text_calls(
+        self, turn: Turn, messages: list[dict[str, Any]], outcome: TurnOutcome, *, offer: bool
+    ) -> tuple[CallResult, list[ToolCallRequest]]:
+        """One call to a model that writes tool calls as text: prose streams as it comes, an answer that starts
+        like a call is held. A held call of a tool on offer is returned; anything else held is asked for again
+        without tools, and an answer without tools that still imitates a call gives way to what this turn's
+        tools said. The user never sees call notation."""
+        gate = CallGate(echoes=(RESULTS_HEADING[:16],))
+        asked = with_tool_rules(messages) if offer else messages
+        result = await self._call(turn, asked, outcome, tools=turn.tools if offer else None, gate=gate)
+        if offer and result.tool_calls:
+            return result, result.tool_calls
+        if not gate.held:
+            return result, []
+        if offer:
+            prefix = f"call_{turn.run.run_id[-6:]}_{len(outcome.parts)}"
+            if calls := parse_calls(gate.text, turn.tools, id_prefix=prefix):
+                return CallResult(finish_reason="tool_calls", prompt_tokens=result.prompt_tokens,
+                                  completion_tokens=result.completion_tokens, tool_calls=calls), calls  # fmt: skip
+            return await self._call_with_text_calls(turn, messages, outcome, offer=False)
+        summaries = [str(p["summary"]) for p in outcome.parts if p["type"] == "tool_result" and p.get("summary")]
+        shown = "\n\n".join(summaries) if summaries else without_tags(gate.text)
+        outcome.add_text(shown)
+        turn.run.emit("content.delta", {"text": shown})
+        return result, []
 
     # -- model calls ---------------------------------------------------------------------------
 
@@ -146,70 +176,35 @@ class AgentLoop:
         outcome: TurnOutcome,
         *,
         tools: list[Tool] | None = None,
-        response_format: dict[str, Any] | None = None,
-        emit_text: bool = True,
+        gate: CallGate | None = None,
     ) -> CallResult:
-        """One metered, streamed model call; a stop request cancels it at once, keeping what arrived."""
+        """One metered, streamed model call; a stop request cancels it at once, keeping what arrived. A ``gate``
+        decides what of the answer's text is shown (see :mod:`services.chat.text_calls`)."""
+
+        def show(text: str) -> None:
+            if text:
+                outcome.add_text(text)
+                turn.run.emit("content.delta", {"text": text})
 
         def on_delta(delta: TextDelta) -> None:
-            if not emit_text:
-                return
             if delta.kind == "reasoning":
                 outcome.add_text(delta.text, "reasoning")
                 turn.run.emit("reasoning.delta", {"text": delta.text})
             else:
-                outcome.add_text(delta.text)
-                turn.run.emit("content.delta", {"text": delta.text})
+                show(gate.feed(delta.text) if gate is not None else delta.text)
 
         try:
             result, usage = await self._calls.stream(
                 turn.payer, turn.model, messages, tools=[tool.openai_schema() for tool in tools] if tools else None,
-                response_format=response_format, on_delta=on_delta, hold=turn.take_hold(),
+                on_delta=on_delta, hold=turn.take_hold(),
             )  # fmt: skip
         except CallStoppedError as stopped:
             _add(outcome, stopped.usage)
             raise CancelledTurnError from None
         _add(outcome, usage)
+        if gate is not None:
+            show(gate.end())
         return result
-
-    # -- tool routing for models without native tool calls ---------------------------------------
-
-    async def _route(self, turn: Turn, messages: list[dict[str, Any]], outcome: TurnOutcome) -> list[ToolCallRequest]:
-        """Ask the model, constrained to a JSON schema, whether the last message needs a tool."""
-        names = [tool.name for tool in turn.tools]
-        catalogue = "\n".join(
-            f"- {tool.name}: {tool.description} Arguments schema: {json.dumps(tool.parameters)}" for tool in turn.tools
-        )
-        router_messages = [
-            {
-                "role": "system",
-                "content": (
-                    "You decide whether answering the user's last message needs a tool. Tools:\n"
-                    f"{catalogue}\n"
-                    'Reply with JSON only: {"tool": "<tool name>", "arguments": {...}} to call a tool, or '
-                    '{"tool": "none", "arguments": {}} when no tool is needed or a tool result already answers it.'
-                ),
-            },
-            *messages[1:],
-        ]
-        schema = {
-            "type": "object",
-            "properties": {"tool": {"type": "string", "enum": [*names, "none"]}, "arguments": {"type": "object"}},
-            "required": ["tool", "arguments"],
-            "additionalProperties": False,
-        }
-        response_format = {"type": "json_schema", "json_schema": {"name": "route", "schema": schema, "strict": True}}
-        result = await self._call(turn, router_messages, outcome, response_format=response_format, emit_text=False)
-        try:
-            decision = json.loads(result.text)
-        except json.JSONDecodeError:
-            return []
-        tool = decision.get("tool") if isinstance(decision, dict) else None
-        if tool not in names:
-            return []
-        arguments = decision.get("arguments") if isinstance(decision.get("arguments"), dict) else {}
-        return [ToolCallRequest(call_id=f"call_{turn.run.run_id[-6:]}_{len(outcome.parts)}", name=tool,
-                                arguments=json.dumps(arguments))]  # fmt: skip
 
     # -- tools ---------------------------------------------------------------------------------
 
@@ -222,7 +217,8 @@ class AgentLoop:
         *,
         native: bool,
         text: str = "",
-    ) -> None:
+    ) -> bool:
+        """Run the calls, record and emit each, and give the results back to the model; True if all succeeded."""
         by_name = {tool.name: tool for tool in turn.tools}
         results: list[tuple[ToolCallRequest, dict[str, Any]]] = []
         for call in calls:
@@ -240,33 +236,22 @@ class AgentLoop:
             results.append((call, result))
             if turn.run.stop_requested:
                 raise CancelledTurnError
-        if native:
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": text or None,
-                    "tool_calls": [
-                        {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                        for c, _ in results
-                    ],
-                }
-            )
-            for call, result in results:
-                body = result["output"] if result["ok"] else {"error": result.get("error")}
-                messages.append(
-                    {"role": "tool", "tool_call_id": call.call_id, "content": _clip(json.dumps(body, default=str))}
-                )
-        else:
-            lines = [
-                f"{call.name}({call.arguments}) returned "
-                + _clip(json.dumps(result["output"] if result["ok"] else {"error": result.get("error")}, default=str))
-                for call, result in results
-            ]
-            # One user message that restates the question: small models copy an assistant turn word for word.
-            question = next((m["content"] for m in reversed(messages) if m["role"] == "user"
-                             and not str(m["content"]).startswith("Tool results:")), "")  # fmt: skip
-            messages.append({"role": "user", "content": "Tool results:\n" + "\n".join(lines)
-                             + f"\n\nUsing these results, answer my question: {question}"})  # fmt: skip
+        if not native:
+            messages.append(tool_note([result["summary"] for _call, result in results]))
+            return all(result["ok"] for _call, result in results)
+        messages.append(
+            {
+                "role": "assistant",
+                "content": text or None,
+                "tool_calls": [
+                    {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c, _ in results
+                ],
+            }
+        )
+        for call, result in results:
+            messages.append({"role": "tool", "tool_call_id": call.call_id, "content": tool_message(result)})
+        return all(result["ok"] for _call, result in results)
 
     async def _execute(self, turn: Turn, tool: Tool | None, call: ToolCallRequest) -> dict[str, Any]:
         context = ToolContext(principal=turn.principal, run_id=turn.run.run_id, session_id=turn.session_id,
@@ -276,7 +261,46 @@ class AgentLoop:
                                   "elapsed_ms": done.elapsed_ms}  # fmt: skip
         if done.error is not None:
             result["error"] = done.error
+        if tool is not None:
+            result["summary"] = tool.summary(call.arguments, done.ok, done.output, done.error)
+        else:
+            result["summary"] = f"{call.name} failed: {done.error}"
         return result
+
+
+def tool_message(result: dict[str, Any]) -> str:
+    """A tool result as a model with native tool calls reads it: its output (or error) as JSON."""
+    body = result.get("output") if result.get("ok") else {"error": result.get("error")}
+    return _clip(json.dumps(body, default=str))
+
+
+# When not to call a tool, for the small models: they call one for nearly anything when tools are on offer.
+TOOL_RULES = (
+    "Use a tool when the user's message needs what it does: a calculation with numbers, the current date or time, "
+    "running code or a command. Answer directly, without a tool, for greetings, thanks, facts and general "
+    "knowledge, explanations, advice, translations, writing text and writing code that the user did not ask to run."
+)
+RESULTS_HEADING = "Results from tools the assistant ran:"
+
+
+def with_tool_rules(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    system, *rest = messages
+    return [{**system, "content": f"{system['content']}\n\n{TOOL_RULES}"}, *rest]
+
+
+def results_note(summaries: list[str]) -> str:
+    return RESULTS_HEADING + "\n" + "\n".join(f"- {summary}" for summary in summaries)
+
+
+def tool_note(summaries: list[str]) -> dict[str, Any]:
+    """Tool results as the small local models read them: one sentence each in a system message after the question
+    (shown their own call and a tool message, they answer with the call again; shown an assistant or user turn,
+    they imitate it or answer it as a new question)."""
+    return {
+        "role": "system",
+        "content": results_note(summaries) + "\nAnswer the user's last message with these results; quote numbers "
+        "exactly as given. Do not mention tools.",
+    }
 
 
 def fold_events(events: Iterable[RunEvent]) -> TurnOutcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.capabilities import Capability, CapabilityInfo, Core
 from services.chat.models import ChatSession
 from services.chat.service import ChatService
-from services.references import row_owner
+from services.references import row_describer, row_owner
 from services.runs import RunKind
 from services.tools import BuiltinTools, ToolProvider
 
@@ -17,7 +17,9 @@ class ChatCapability(Capability):
         self._models = core.models
         self.service = ChatService(db=core.db, runs=core.runs, models=core.models, calls=core.calls,
                                    tools=core.tools, settings=core.settings.chat)  # fmt: skip
-        core.references.register("chs", row_owner(core.db, ChatSession))
+        # Chats by their title wherever ids are shown to people (the credits statement).
+        titles = row_describer(core.db, ChatSession, lambda chat: f"Chat: {chat.title}")
+        core.references.register("chs", row_owner(core.db, ChatSession), describe=titles)
 
     def services(self) -> list[object]:
         return [self.service]

@@ -2,26 +2,72 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from services.chat.agent import tool_message
 from services.chat.models import ChatMessage
 from services.llm.tokens import message_tokens
 
 
-def flatten_parts(parts: list[dict[str, Any]]) -> str:
-    """An assistant turn as plain text, tool use included, so any model can read it back."""
-    lines: list[str] = []
+def text_of(parts: list[dict[str, Any]]) -> str:
+    """What a message says: its text parts (tool use and reasoning left out)."""
+    return "".join(part.get("text", "") for part in parts if part.get("type") == "text").strip()
+
+
+def turn_messages(message: ChatMessage, *, native_tools: bool) -> list[dict[str, Any]]:
+    """One stored message as the model reads it back: an answer's tool calls as assistant ``tool_calls`` and
+    ``tool`` messages, as providers expect and as the chat template of the local models renders them (they were
+    trained on it; a notation of ours in the text they would imitate). Models without native tool calls read
+    each result as its one-sentence summary, as they did while answering."""
+    if message.role != "assistant":
+        return [{"role": message.role, "content": text_of(message.content)}]
+    return native_turn(message.content, summaries=not native_tools)
+
+
+def result_summary(result: dict[str, Any], call: dict[str, Any] | None) -> str:
+    """A stored result's sentence; results stored before summaries existed get a plain one."""
+    if summary := result.get("summary"):
+        return str(summary)
+    name = (call or {}).get("name", "a tool")
+    if not result.get("ok"):
+        return f"{name} failed: {result.get('error')}"
+    return f"{name} returned {tool_message(result)}"
+
+
+def native_turn(parts: list[dict[str, Any]], *, summaries: bool = False) -> list[dict[str, Any]]:
+    """Rounds of (text, calls, results) as assistant messages with ``tool_calls`` and ``tool`` messages, then the
+    answer. A call without a result (the turn was stopped) is left out: providers refuse unanswered calls."""
+    entries: list[dict[str, Any]] = []
+    text = ""
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+
+    def close_round() -> None:
+        nonlocal text, calls, results
+        answered = {result["tool_call_id"] for result in results}
+        kept = [call for call in calls if call["id"] in answered]
+        if kept:
+            entries.append({"role": "assistant", "content": text.strip() or None, "tool_calls": kept})
+            entries.extend(results)
+            text = ""
+        calls, results = [], []
+
     for part in parts:
         kind = part.get("type")
+        if kind in ("text", "tool_call") and results:
+            close_round()
         if kind == "text":
-            lines.append(part.get("text", ""))
+            text += part.get("text", "")
         elif kind == "tool_call":
-            lines.append(f"[called {part.get('name')}({part.get('arguments')})]")
-        elif kind == "tool_result":
-            body = part.get("output") if part.get("ok") else f"error: {part.get('error')}"
-            lines.append(f"[result: {json.dumps(body, default=str)[:2000]}]")
-    return "\n".join(line for line in lines if line).strip()
+            calls.append({"id": part["call_id"], "type": "function",
+                          "function": {"name": part.get("name", ""), "arguments": part.get("arguments") or "{}"}})
+        elif kind == "tool_result" and any(call["id"] == part.get("call_id") for call in calls):
+            results.append({"role": "tool", "tool_call_id": part["call_id"],
+                            "content": result_summary(part, None) if summaries else tool_message(part)})
+    close_round()
+    if text.strip():
+        entries.append({"role": "assistant", "content": text.strip()})
+    return entries
 
 
 def branch(messages: list[ChatMessage], leaf_id: str) -> list[ChatMessage]:
@@ -35,22 +81,22 @@ def branch(messages: list[ChatMessage], leaf_id: str) -> list[ChatMessage]:
     return list(reversed(path))
 
 
-def build_history(*, system_prompt: str, path: list[ChatMessage], budget_tokens: int) -> list[dict[str, Any]]:
-    """System prompt first, then the newest messages that fit the budget (oldest dropped first)."""
+def build_history(
+    *, system_prompt: str, path: list[ChatMessage], budget_tokens: int, native_tools: bool = False
+) -> list[dict[str, Any]]:
+    """System prompt first, then the newest messages that fit the budget (oldest dropped first, a turn whole)."""
     system = {"role": "system", "content": system_prompt}
     remaining = budget_tokens - message_tokens(system)
     kept: list[dict[str, Any]] = []
     for message in reversed(path):
-        if message.role == "user" or message.status in ("complete", "cancelled"):
-            text = flatten_parts(message.content)
-        else:
+        if message.role == "assistant" and message.status not in ("complete", "cancelled"):
             continue  # an answer that failed or is being written says nothing useful
-        if not text:
+        entries = turn_messages(message, native_tools=native_tools)
+        if not entries:
             continue
-        entry = {"role": message.role, "content": text}
-        cost = message_tokens(entry)
+        cost = sum(message_tokens(entry) for entry in entries)
         if cost > remaining and kept:
             break
-        kept.append(entry)
+        kept.extend(reversed(entries))
         remaining -= cost
     return [system, *reversed(kept)]

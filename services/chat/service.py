@@ -14,7 +14,7 @@ from services.auth.authz import require_scope
 from services.auth.schemas import Principal
 from services.auth.scopes import Scope
 from services.chat.agent import AgentLoop, Turn, TurnOutcome, fold_events
-from services.chat.history import branch, build_history, flatten_parts
+from services.chat.history import branch, build_history, text_of
 from services.chat.metering import SessionMetricsRecorder
 from services.chat.models import ChatMessage, ChatSession, SessionMetrics
 from services.chat.schemas import (
@@ -29,6 +29,7 @@ from services.chat.schemas import (
 )
 from services.clock import Clock, utcnow
 from services.db.database import Database
+from services.db.fulltext import FullTextIndex
 from services.db.owned import get_owned
 from services.db.pagination import Page, keyset_page
 from services.errors import ConflictError, NotFoundError, ValidationFailedError
@@ -70,6 +71,8 @@ class ChatService:
         self._clock = clock
         self._metrics = SessionMetricsRecorder(backend=db.backend, clock=clock)
         self._loop = AgentLoop(calls=calls)
+        # Titles (keyed by session id) and message texts (by message id), grouped by session, owned by its user.
+        self._search = FullTextIndex(backend=db.backend, scope="chat")
 
     def run_kind(self) -> RunKind:
         """Chat turns are runs of kind ``chat``, read and stopped with the ``chat`` scope."""
@@ -116,9 +119,13 @@ class ChatService:
             await session.flush()
             session.add_all([question, answer])
             await session.flush()
+            if request.session_id is None:
+                await self._index_title(session, chat)
+            await self._index_message(session, question)
             path = branch(await self._messages(session, chat.id), question.id)
             history = build_history(
-                system_prompt=system_prompt or self._settings.system_prompt, path=path, budget_tokens=budget
+                system_prompt=system_prompt or self._settings.system_prompt, path=path, budget_tokens=budget,
+                native_tools=model.native_tools,
             )
             # The first call's credits, held in this transaction: a turn the balance cannot start is a 402 that
             # leaves no session, message or run behind, however many turns race for the same balance.
@@ -176,7 +183,7 @@ class ChatService:
             parent = await session.get(ChatMessage, request.parent_message_id)
             if parent is None or parent.session_id != chat.id:
                 raise NotFoundError("parent message not found in this session")
-            if parent.role == "user" and flatten_parts(parent.content) == request.message:
+            if parent.role == "user" and text_of(parent.content) == request.message.strip():
                 return parent
             parent_id = parent.parent_id if parent.role == "user" else parent.id
         return ChatMessage(
@@ -212,6 +219,7 @@ class ChatService:
                     answer.prompt_tokens = outcome.prompt_tokens
                     answer.completion_tokens = outcome.completion_tokens
                     session.add(answer)
+                    await self._index_message(session, answer)
                 await session.exec(
                     sa.update(ChatSession)
                     .where(col(ChatSession.id) == turn.session_id, col(ChatSession.active_run_id) == turn.run.run_id)
@@ -245,6 +253,7 @@ class ChatService:
                 answer.prompt_tokens, answer.completion_tokens = outcome.prompt_tokens, outcome.completion_tokens
                 answer.status = "interrupted"
                 session.add(answer)
+                await self._index_message(session, answer)
             await session.exec(
                 sa.update(ChatSession).where(col(ChatSession.active_run_id).in_(run_ids)).values(active_run_id=None)
             )
@@ -254,10 +263,12 @@ class ChatService:
     async def list_sessions(
         self, user_id: str, *, limit: int, cursor: str | None, query: str | None = None
     ) -> Page[SessionRead]:
+        """The user's sessions, most recently active first; with ``query``, only those whose title or any message
+        text holds every word of it (each as a prefix). Punctuation and operators in ``query`` are ignored; a query
+        of no words finds nothing."""
         statement = select(ChatSession).where(ChatSession.user_id == user_id)
-        if query:
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            statement = statement.where(col(ChatSession.title).ilike(f"%{escaped}%", escape="\\"))
+        if query and query.strip():
+            statement = statement.where(col(ChatSession.id).in_(self._search.matching_groups(query, owner=user_id)))
         async with self._db.transaction(readonly=True) as session:
             rows, next_cursor = await keyset_page(
                 session, statement, created_at=ChatSession.updated_at, row_id=ChatSession.id,
@@ -279,6 +290,7 @@ class ChatService:
             chat = await self._owned(session, user_id, session_id)
             if update.title is not None:
                 chat.title = update.title
+                await self._index_title(session, chat)
             if update.model is not None:
                 chat.model = self._models.resolve(update.model).id
             if update.system_prompt is not None:
@@ -297,6 +309,7 @@ class ChatService:
             await self._runs.wait(active, timeout_s=10)
         async with self._db.transaction() as session:
             chat = await self._owned(session, user_id, session_id)
+            await self._search.delete_group(session, chat.id)
             await session.delete(chat)
 
     async def usage(self, user_id: str, session_id: str) -> SessionUsage:
@@ -311,6 +324,14 @@ class ChatService:
                 created_at=SessionMetrics.updated_at, row_id=SessionMetrics.session_id, limit=limit, cursor=cursor,
             )  # fmt: skip
         return Page(items=[_usage(row) for row in rows], next_cursor=next_cursor)
+
+    async def _index_title(self, session: AsyncSession, chat: ChatSession) -> None:
+        await self._search.put(session, key=chat.id, text=chat.title, owner=chat.user_id, group=chat.id)
+
+    async def _index_message(self, session: AsyncSession, message: ChatMessage) -> None:
+        """What a message says (its text parts; tool calls and results stay out of search)."""
+        text = "\n".join(part.get("text", "") for part in message.content if part.get("type") == "text")
+        await self._search.put(session, key=message.id, text=text, owner=message.user_id, group=message.session_id)
 
     @staticmethod
     async def _owned(session: AsyncSession, user_id: str, session_id: str) -> ChatSession:

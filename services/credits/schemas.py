@@ -28,6 +28,22 @@ class LedgerEntryRead(BaseModel):
     created_at: datetime
 
 
+class StatementLine(BaseModel):
+    """One line of the statement a person reads: a ledger entry, or the entries of one cause summed (a chat turn's
+    model calls, a job's fee and calls). The ledger keeps one entry per call; this is only how it is shown."""
+
+    id: str  # the newest entry's id
+    kind: str  # grant | charge | refund
+    label: str  # what it was for: "Chat: Trip to Rome", "Sign-up grant", "Grant by admin: welcome"
+    detail: str | None  # "3 model calls"
+    amount: Decimal  # signed, summed over the entries
+    balance_after: Decimal  # after the newest entry
+    entries: int
+    cause_type: str | None
+    cause_id: str | None
+    created_at: datetime  # of the newest entry
+
+
 class GrantRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: str | None = Field(default=None, max_length=32)

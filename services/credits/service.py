@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,7 +26,8 @@ from services.auth.models import User
 from services.auth.schemas import Principal
 from services.clock import Clock, utcnow
 from services.credits.models import CreditAccount, CreditHold, LedgerEntry
-from services.credits.schemas import Balance, DailySpend, GrantRequest, LedgerEntryRead
+from services.credits.schemas import Balance, DailySpend, GrantRequest, LedgerEntryRead, StatementLine
+from services.credits.watchers import BalanceWatchers, Listener
 from services.db.database import Database
 from services.db.pagination import Page, keyset_page
 from services.errors import InsufficientCreditsError, NotFoundError
@@ -33,11 +35,15 @@ from services.ids import new_id
 from services.instances import LiveInstances
 from services.money import to_credits, to_micro
 from services.periodic import Periodic
+from services.references import References
 from services.settings import CreditsSettings
 
 log = logging.getLogger(__name__)
 ACCOUNTS = CreditAccount.__table__  # type: ignore[attr-defined]
 HOLDS = CreditHold.__table__  # type: ignore[attr-defined]
+LEDGER = LedgerEntry.__table__  # type: ignore[attr-defined]
+# What a cause reads as when nothing describes its id (its object is gone, or its capability is off).
+CAUSE_FALLBACKS = {"run": "Model calls", "job": "Job", "sandbox": "Sandbox"}
 
 
 @dataclass(frozen=True)
@@ -66,14 +72,53 @@ def _entry(row: LedgerEntry) -> LedgerEntryRead:
     )  # fmt: skip
 
 
+def _line(row: sa.Row[Any], labels: dict[str, str]) -> StatementLine:
+    return StatementLine(
+        id=row.id, kind=row.kind, label=_label(row, labels), detail=_detail(row.entries, row.calls, row.fees),
+        amount=to_credits(int(row.amount_micro)), balance_after=to_credits(row.balance_after_micro),
+        entries=row.entries, cause_type=row.cause_type, cause_id=row.cause_id, created_at=row.created_at,
+    )  # fmt: skip
+
+
+def _label(row: sa.Row[Any], labels: dict[str, str]) -> str:
+    if row.cause_type == "signup":
+        return "Sign-up grant"
+    if row.cause_type == "admin":
+        return f"Grant by admin: {row.reason}" if row.reason else "Grant by admin"
+    if row.cause_id in labels:
+        return labels[row.cause_id]
+    fallback = CAUSE_FALLBACKS.get(row.cause_type or "") or row.reason or row.cause_type or row.kind
+    return str(fallback)[:1].upper() + str(fallback)[1:]
+
+
+def _detail(entries: int, calls: int, fees: int) -> str | None:
+    """What a line sums ("job fee, 3 model calls"); nothing for a single entry that is not a model call."""
+    parts = ["job fee"] * bool(fees) + [f"{calls} model call{'s' * (calls != 1)}"] * bool(calls)
+    rest = entries - calls - fees
+    if rest > 1 or (rest and parts):
+        parts.append(f"{rest} charge{'s' * (rest != 1)}")
+    return ", ".join(parts) or None
+
+
 class CreditService:
-    def __init__(self, *, db: Database, settings: CreditsSettings, owner: str, clock: Clock = utcnow) -> None:
-        """``owner`` is this instance's id: its holds are released by others only once its lease is gone."""
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: CreditsSettings,
+        owner: str,
+        references: References | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        """``owner`` is this instance's id: its holds are released by others only once its lease is gone.
+        ``references`` names what charges paid for (chat titles, sandboxes) in :meth:`statement`."""
         self._db = db
+        self._references = references or References()
         self._settings = settings
         self._owner = owner
         self._clock = clock
         self._sweeper = Periodic("credit-hold-sweeper", 60, self.release_expired)
+        self._watchers = BalanceWatchers()
 
     async def start(self) -> None:
         self._sweeper.start()
@@ -141,6 +186,7 @@ class CreditService:
             balance_after = (await (await session.connection()).execute(statement)).scalar_one()
             entry = self._ledger(user.id, "grant", amount, balance_after, cause_type="admin", reason=request.reason)
             session.add(entry)
+            self._changed(session, [user.id])
         return _entry(entry)
 
     async def _target(self, session: AsyncSession, request: GrantRequest) -> User:
@@ -193,6 +239,7 @@ class CreditService:
             entry = self._ledger(user_id, "charge", -amount_micro, balance_after, cause_type=cause_type,
                                  cause_id=cause_id, reason=reason, idempotency_key=idempotency_key)  # fmt: skip
             session.add(entry)
+            self._changed(session, [user_id])
         return _entry(entry)
 
     # -- holds ---------------------------------------------------------------------------------------
@@ -249,6 +296,7 @@ class CreditService:
                              cause_id=cause_id, owner_instance=self._owner, created_at=now,
                              expires_at=now + timedelta(seconds=ttl_s or self._settings.hold_ttl_s))  # fmt: skip
             tx.add(row)
+            self._changed(tx, [user_id])
         return Hold(row.id, user_id, amount, cause_type, cause_id)
 
     async def extend(
@@ -307,6 +355,7 @@ class CreditService:
             )  # fmt: skip
             tx.expire(account)
             tx.expire(row)
+            self._changed(tx, [hold.user_id])
         return replace(hold, amount_micro=hold.amount_micro + amount)
 
     async def settle(self, hold: Hold, cost_micro: int, *, session: AsyncSession | None = None) -> Settlement:
@@ -341,6 +390,7 @@ class CreditService:
             )  # fmt: skip
             balance_after = (await connection.execute(statement)).scalar_one()
             tx.expire(account)
+            self._changed(tx, [hold.user_id])
             if charged > 0:
                 tx.add(self._ledger(hold.user_id, "charge", -charged, balance_after, cause_type=hold.cause_type,
                                     cause_id=hold.cause_id))  # fmt: skip
@@ -377,7 +427,20 @@ class CreditService:
                     sa.update(ACCOUNTS).where(ACCOUNTS.c.user_id == user_id)
                     .values(held_micro=ACCOUNTS.c.held_micro - amount)
                 )  # fmt: skip
+            self._changed(tx, released)
         return len(rows)
+
+    # -- change notification -----------------------------------------------------------------------------
+
+    def subscribe(self, user_id: str, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(user_id)`` after each committed change of the user's balance or holds (grant, charge,
+        hold, extend, settle, release); returns the function that unsubscribes. In this process only: see
+        :class:`BalanceWatchers` (several instances need a shared bus, a later issue)."""
+        return self._watchers.subscribe(user_id, listener)
+
+    def _changed(self, session: AsyncSession, user_ids: Iterable[str]) -> None:
+        """Announce these users' balances once ``session`` commits."""
+        self._watchers.after_commit(session, user_ids)
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -388,6 +451,41 @@ class CreditService:
                 created_at=LedgerEntry.created_at, row_id=LedgerEntry.id, limit=limit, cursor=cursor,
             )  # fmt: skip
         return Page(items=[_entry(row) for row in rows], next_cursor=next_cursor)
+
+    async def statement(self, user_id: str, *, limit: int, cursor: str | None) -> Page[StatementLine]:
+        """The ledger as people read it, newest first: the entries of one cause (a chat turn's model calls, a
+        job's fee and calls, a sandbox's settlements) summed into one line, each line labelled by what it paid for.
+
+        Entries without a cause (grants) stay lines of their own. Lines are keyed by their newest entry, so a turn
+        still running moves to the top as it is charged. Sums cover the user's whole ledger (window functions,
+        one query on both databases).
+        """
+        group = [LEDGER.c.kind, sa.func.coalesce(LEDGER.c.cause_id, LEDGER.c.id)]
+
+        def of_type(cause_type: str) -> sa.ColumnElement[int]:
+            return sa.func.sum(sa.case((LEDGER.c.cause_type == cause_type, 1), else_=0)).over(partition_by=group)
+
+        newest_first = [LEDGER.c.created_at.desc(), LEDGER.c.id.desc()]
+        lines = (
+            sa.select(
+                LEDGER.c.id, LEDGER.c.kind, LEDGER.c.cause_type, LEDGER.c.cause_id, LEDGER.c.reason,
+                LEDGER.c.balance_after_micro, LEDGER.c.created_at,
+                sa.func.sum(LEDGER.c.amount_micro).over(partition_by=group).label("amount_micro"),
+                sa.func.count().over(partition_by=group).label("entries"),
+                of_type("run").label("calls"),
+                of_type("job").label("fees"),
+                sa.func.row_number().over(partition_by=group, order_by=newest_first).label("newest"),
+            )
+            .where(LEDGER.c.user_id == user_id)
+            .subquery()
+        )  # fmt: skip
+        async with self._db.transaction(readonly=True) as session:
+            rows, next_cursor = await keyset_page(
+                session, sa.select(lines).where(lines.c.newest == 1),
+                created_at=lines.c.created_at, row_id=lines.c.id, limit=limit, cursor=cursor,
+            )  # fmt: skip
+        labels = await self._references.describe(user_id, [row.cause_id for row in rows if row.cause_id])
+        return Page(items=[_line(row, labels) for row in rows], next_cursor=next_cursor)
 
     async def spend_by_day(self, user_id: str, *, days: int = 30) -> list[DailySpend]:
         since = self._clock() - timedelta(days=days)

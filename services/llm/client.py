@@ -64,6 +64,8 @@ class LLMClient:
             kwargs["response_format"] = request.response_format
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
         try:
             # The SDK builds, authenticates and sends the request and maps HTTP errors; the stream's chunks
             # are read as plain JSON, as building a typed object per token costs more than the rest together.

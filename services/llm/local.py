@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,28 @@ from services.settings import LocalModelSettings
 log = logging.getLogger(__name__)
 WORKER_MODULE = "services.llm.local_worker"
 RunnerState = Literal["not_started", "starting", "ok", "down"]
+LoadPhase = Literal["idle", "joining", "starting", "ready", "down"]
+PHASE_OF_STATE: dict[RunnerState, LoadPhase] = {
+    "not_started": "idle",
+    "starting": "starting",
+    "ok": "ready",
+    "down": "down",
+}
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """How far a start of the local model has come: a page shows it while an answer waits for the first load."""
+
+    phase: LoadPhase  # joining: weight parts into one file (first use only); starting: the server loads them
+    parts_done: int = 0
+    parts_total: int = 0
+    elapsed_s: float = 0.0
+    typical_s: float = 0.0  # the last measured load here, else the model's typical one
+
+    @property
+    def loading(self) -> bool:
+        return self.phase in ("joining", "starting")
 
 
 def _free_port() -> int:
@@ -49,6 +72,9 @@ class LocalModelRunner:
         self._url: str | None = None
         self._state: RunnerState = "not_started"
         self._last_error: str | None = None
+        self._load_started: float | None = None
+        self._parts: tuple[int, int] | None = None  # (joined, total) while the weights are being joined
+        self._last_load_s: float | None = None
 
     @property
     def spec(self) -> LocalModelSpec:
@@ -62,6 +88,17 @@ class LocalModelRunner:
         if self._state == "ok" and (self._process is None or self._process.returncode is not None):
             return "down", "the local model process exited; it restarts on next use"
         return self._state, self._last_error
+
+    def progress(self) -> LoadProgress:
+        """Where a load stands (read-only, never starts anything)."""
+        state, _ = self.state()
+        typical = self._last_load_s or (spec.typical_load_s if (spec := LOCAL_MODELS.get(self._settings.model)) else 0)
+        if state != "starting":
+            return LoadProgress(phase=PHASE_OF_STATE[state], typical_s=typical)
+        elapsed = time.monotonic() - self._load_started if self._load_started is not None else 0.0
+        done, total = self._parts or (0, 0)
+        return LoadProgress(phase="joining" if self._parts is not None else "starting", parts_done=done,
+                            parts_total=total, elapsed_s=elapsed, typical_s=typical)  # fmt: skip
 
     def reap_stale(self) -> None:
         """Kill a worker left behind by a previous run of the app that was killed (SIGKILL gives no cleanup)."""
@@ -90,11 +127,18 @@ class LocalModelRunner:
     async def _start(self) -> None:
         self._state = "starting"
         self._last_error = None
+        self._load_started = time.monotonic()
+
+        def joined(done: int, total: int) -> None:  # from the joining thread: one tuple swap
+            self._parts = (done, total)
+
         try:
-            model_path = await asyncio.to_thread(ensure_weights, self.spec, self._settings.model_dir)
+            model_path = await asyncio.to_thread(ensure_weights, self.spec, self._settings.model_dir, joined)
         except (WeightsUnavailableError, OSError) as exc:
             self._state, self._last_error = "down", str(exc)
             raise UpstreamUnavailableError(f"local model unavailable: {exc}") from exc
+        finally:
+            self._parts = None
         port = _free_port()
         self._pidfile.parent.mkdir(parents=True, exist_ok=True)
         log_file = await asyncio.to_thread(self._log_path.open, "ab")
@@ -127,6 +171,7 @@ class LocalModelRunner:
                 await asyncio.sleep(0.2)
         self._url = f"{url}/v1"
         self._state = "ok"
+        self._last_load_s = time.monotonic() - self._load_started
         log.info("local model %s serving on %s (pid %s)", self.spec.id, url, process.pid)
 
     async def stop(self) -> None:

@@ -52,6 +52,9 @@ def main() -> None:
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     params.warmup = False
+    # The model's own chat template (jinja): it shows the tools of a request to the model the way it was trained
+    # on, and renders tool calls and results in history as it knows them.
+    params.use_jinja = True
     server = xllamacpp.Server(params)
     print(f"listening {server.listening_address}", flush=True)
     while True:

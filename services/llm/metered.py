@@ -163,7 +163,8 @@ class ModelCalls:
             raise
         request = ChatRequest(model=model.id, messages=messages, max_tokens=max_tokens, tools=tools,
                               response_format=response_format,
-                              temperature=0 if response_format else None)  # fmt: skip
+                              temperature=0 if response_format else model.temperature,
+                              seed=model.seed)  # fmt: skip
         result: CallResult | None = None
 
         async def consume() -> None:

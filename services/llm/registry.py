@@ -31,6 +31,8 @@ class ModelRegistry:
                     price_prompt_per_1k=model.price_prompt_per_1k,
                     price_completion_per_1k=model.price_completion_per_1k,
                     native_tools=model.native_tools,
+                    temperature=model.temperature,
+                    seed=model.seed,
                 )
         if self._local is not None:
             spec = LOCAL_MODELS.get(settings.local.model)
@@ -42,12 +44,15 @@ class ModelRegistry:
                     id=spec.id,
                     provider=LOCAL_PROVIDER,
                     title=spec.title,
+                    size=spec.size or None,
                     context_window=min(spec.context_window, settings.local.context_size // settings.local.parallel),
                     max_output_tokens=settings.local.max_output_tokens,
                     price_prompt_per_1k=settings.local.price_prompt_per_1k,
                     price_completion_per_1k=settings.local.price_completion_per_1k,
                     native_tools=False,  # small local models do not return native tool calls: route instead
                     local=True,
+                    temperature=settings.local.temperature,
+                    seed=settings.local.seed,
                 ),
             )
 

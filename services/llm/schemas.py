@@ -18,6 +18,9 @@ class ModelInfo(BaseModel):
     price_completion_per_1k: float
     native_tools: bool
     local: bool = False
+    size: str | None = None  # local models: parameters, quantisation, file size (for the model picker)
+    temperature: float | None = None
+    seed: int | None = None
 
 
 @dataclass
@@ -57,3 +60,4 @@ class ChatRequest:
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
     temperature: float | None = None
+    seed: int | None = None

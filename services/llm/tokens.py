@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 CHARS_PER_TOKEN = 4
@@ -13,4 +14,6 @@ def estimate_tokens(text: str) -> int:
 
 
 def message_tokens(message: dict[str, Any]) -> int:
-    return estimate_tokens(str(message.get("content") or "")) + MESSAGE_OVERHEAD_TOKENS
+    calls = message.get("tool_calls")
+    extra = estimate_tokens(json.dumps(calls)) if calls else 0
+    return estimate_tokens(str(message.get("content") or "")) + extra + MESSAGE_OVERHEAD_TOKENS

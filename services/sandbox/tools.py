@@ -40,18 +40,39 @@ class ReadArgs(BaseModel):
     path: WorkspacePath = Path
 
 
+def describe_exec(arguments: dict[str, Any], output: dict[str, Any]) -> str:
+    """The command, its exit code and output, as a model reads it back."""
+    lines = [f"The command `{arguments.get('command', '')}` exited with code {output['exit_code']}"
+             + (" (timed out)" if output.get("timed_out") else "") + "."]  # fmt: skip
+    for stream in ("stdout", "stderr"):
+        if text := str(output.get(stream) or "").strip():
+            lines.append(f"{stream}:\n```\n{text[:3000]}\n```")
+    if len(lines) == 1:
+        lines.append("It printed nothing.")
+    return "\n".join(lines)
+
+
+def describe_read(_arguments: dict[str, Any], output: dict[str, Any]) -> str:
+    if "entries" in output:
+        return f"{output['path']} holds: " + (", ".join(output["entries"]) or "nothing")
+    return f"{output['path']}:\n```\n{str(output.get('content', ''))[:3000]}\n```"
+
+
 class SessionSandboxTools:
     def __init__(self, *, sandboxes: SandboxService) -> None:
         self._sandboxes = sandboxes
         self._tools = [
             Tool(name="sandbox_exec", group=SANDBOX, args=ExecArgs, handler=self.exec, timeout_s=120,
-                 description="Run a shell command (sh -c) in this chat's sandbox, in /workspace, and get its "
-                             "exit_code, stdout and stderr. Python 3 is installed; print what you want to see, "
-                             "e.g. python3 -c \"print(2**100)\"."),
+                 description="Run a shell command (sh -c) in this chat's own sandbox, in /workspace, and get its "
+                             "exit code and what it printed (only printed output comes back: print results). "
+                             "Python 3 is installed as python3. Use it when the user asks to run code or a command.",
+                 describe=describe_exec),
             Tool(name="sandbox_write_file", group=SANDBOX, args=WriteArgs, handler=self.write_file, timeout_s=60,
-                 description="Write a text file in this chat's sandbox (parent folders are created)."),
+                 description="Write a text file in this chat's sandbox (parent folders are created).",
+                 describe=lambda _args, out: f"Wrote {out['path']} ({out['size']} bytes) in the sandbox."),
             Tool(name="sandbox_read_file", group=SANDBOX, args=ReadArgs, handler=self.read_file, timeout_s=60,
-                 description="Read a text file, or list a folder, in this chat's sandbox."),
+                 description="Read a text file, or list a folder, in this chat's sandbox.",
+                 describe=describe_read),
         ]  # fmt: skip
 
     def groups(self) -> list[ToolGroup]:

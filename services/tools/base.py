@@ -8,6 +8,7 @@ groups it offers with the API-key scope each needs.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,10 @@ class ToolContext:
 
 
 Handler = Callable[[Any, ToolContext], Awaitable[Any]]
+# A result as one short sentence a model reads back (``(arguments, output) -> text``): what a routed model gets
+# instead of JSON, and what history keeps of the call.
+Describer = Callable[[dict[str, Any], Any], str]
+MAX_SUMMARY_CHARS = 4000
 
 
 def _plain(schema: Any) -> Any:
@@ -86,6 +91,7 @@ class Tool:
     handler: Handler
     source: str = ""
     timeout_s: float = 30.0
+    describe: Describer | None = None
 
     def __post_init__(self) -> None:
         if not TOOL_NAME.match(self.name):
@@ -103,6 +109,20 @@ class Tool:
         schema.setdefault("properties", {})
         return schema
 
+    def summary(self, arguments: str, ok: bool, output: Any, error: str | None) -> str:
+        """The result as a sentence: the tool's own wording when it has one, else its JSON."""
+        if not ok:
+            return f"{self.name} failed: {error}"
+        if self.describe is not None:
+            try:
+                parsed = json.loads(arguments) if arguments.strip() else {}
+                text = self.describe(parsed if isinstance(parsed, dict) else {}, output)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                text = ""
+            if text:
+                return clip(text, MAX_SUMMARY_CHARS)
+        return clip(f"{self.name} returned {json.dumps(output, default=str)}", MAX_SUMMARY_CHARS)
+
     def openai_schema(self) -> dict[str, Any]:
         return {
             "type": "function",
@@ -117,6 +137,10 @@ class ToolProvider(Protocol):
     def groups(self) -> list[ToolGroup]: ...
 
     async def tools_for(self, principal: Principal) -> list[Tool]: ...
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"
 
 
 class NoArguments(BaseModel):

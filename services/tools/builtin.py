@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +31,29 @@ _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos,
 _FUNCTIONS: dict[str, Callable[..., float]] = {
     "sqrt": math.sqrt, "sin": math.sin, "cos": math.cos, "tan": math.tan, "log": math.log,
     "log10": math.log10, "exp": math.exp, "abs": abs, "round": round, "floor": math.floor, "ceil": math.ceil,
+    "factorial": lambda n: math.factorial(_small_whole(n)),
 }  # fmt: skip
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 MAX_EXPRESSION = 500
+
+
+def _small_whole(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= 1000:
+        raise ValueError("factorial takes a whole number from 0 to 1000")
+    return value
+
+
+def normalise(expression: str) -> str:
+    """What people (and models) write for arithmetic, in Python's syntax: 1,234 → 1234, 15% (of) → (15/100) (*),
+    × and x between numbers → *, ÷ → /, ^ → **, 7! → factorial(7)."""
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", expression)
+    text = text.replace("×", "*").replace("÷", "/").replace("^", "**")
+    text = re.sub(r"(?<=[\d)])\s*[xX]\s*(?=[\d(])", " * ", text)
+    text = re.sub(r"(\d+(?:\.\d+)?)\s*%\s*of\b", r"(\1/100) *", text)
+    text = re.sub(r"(\d+)\s*!(?!=)", r"factorial(\1)", text)
+    return re.sub(r"(\d+(?:\.\d+)?)\s*%(?!\s*[\d(])", r"(\1/100)", text)
 
 
 def evaluate(expression: str) -> float | int:
@@ -64,7 +85,11 @@ def evaluate(expression: str) -> float | int:
             return _FUNCTIONS[node.func.id](*(walk(arg) for arg in node.args))
         raise ValueError(f"not allowed in an expression: {ast.dump(node)[:60]}")
 
-    return walk(ast.parse(expression.replace("^", "**"), mode="eval"))
+    try:
+        tree = ast.parse(normalise(expression), mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not an arithmetic expression: {exc.msg}") from None
+    return walk(tree)
 
 
 class CalculatorArgs(BaseModel):
@@ -74,11 +99,27 @@ class CalculatorArgs(BaseModel):
 
 async def current_datetime(_arguments: NoArguments, _context: ToolContext) -> dict[str, str]:
     now = datetime.now(UTC)
-    return {"utc": now.isoformat(timespec="seconds"), "weekday": now.strftime("%A")}
+    return {"utc": now.isoformat(timespec="seconds"), "weekday": now.strftime("%A"),
+            "date": f"{now.day} {now:%B %Y}", "time": f"{now:%H:%M} UTC"}  # fmt: skip
+
+
+def describe_datetime(_arguments: dict[str, Any], output: dict[str, str]) -> str:
+    return f"It is {output['weekday']}, {output['date']}, {output['time']}."
 
 
 async def calculator(arguments: CalculatorArgs, _context: ToolContext) -> dict[str, Any]:
     return {"expression": arguments.expression, "result": evaluate(arguments.expression)}
+
+
+def format_number(value: float | int) -> str:
+    """Whole numbers in full, others to 12 significant digits (no float noise such as 46.50000000000001)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    return str(value) if isinstance(value, int) else f"{value:.12g}"
+
+
+def describe_calculation(_arguments: dict[str, Any], output: dict[str, Any]) -> str:
+    return f"{output['expression']} = {format_number(output['result'])}"
 
 
 class BuiltinTools:
@@ -86,11 +127,18 @@ class BuiltinTools:
 
     def __init__(self) -> None:
         self._tools = [
-            Tool(name="current_datetime", description="The current date and time in UTC, and the weekday.",
-                 args=NoArguments, group=BUILTIN, handler=current_datetime, timeout_s=2),
+            Tool(name="current_datetime",
+                 description="Today's date, the weekday and the time now (UTC). Use it when the answer depends on "
+                             "the current date or time.",
+                 args=NoArguments, group=BUILTIN, handler=current_datetime, timeout_s=2,
+                 describe=describe_datetime),
+            # No example in the description: small models copy an example instead of the user's numbers.
             Tool(name="calculator",
-                 description="Evaluate an arithmetic expression exactly, e.g. '(17 * 23) + sqrt(2)'.",
-                 args=CalculatorArgs, group=BUILTIN, handler=calculator, timeout_s=2),
+                 description="Compute an arithmetic expression built from the numbers in the user's message "
+                             "(+ - * / % **, parentheses, sqrt, log, sin, cos, pi, factorial). Use it for every "
+                             "calculation; never for text, facts or code.",
+                 args=CalculatorArgs, group=BUILTIN, handler=calculator, timeout_s=2,
+                 describe=describe_calculation),
         ]  # fmt: skip
 
     def groups(self) -> list[ToolGroup]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from playwright.async_api import Page, expect
+from pathlib import Path
+
+from playwright.async_api import Locator, Page, expect
 
 PASSWORD = "correct horse battery"
 
@@ -15,3 +17,25 @@ async def register(page: Page, base_url: str, email: str, password: str = PASSWO
     await page.get_by_label("Repeat password").fill(password)
     await page.get_by_role("button", name="Create account").click()
     await expect(page.get_by_text("Start a conversation")).to_be_visible()
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DESKTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+
+
+async def screenshots(page: Page, name: str, *, focus: Locator | None = None) -> None:
+    """The page as the README shows it, at desktop and phone sizes (``docs/screenshots/<name>-desktop.png`` and
+    ``-phone.png``), scrolled to ``focus`` if given; the journey's own viewport is restored after. Notifications are
+    let go first."""
+    size = page.viewport_size
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await expect(page.locator(".q-notification")).to_have_count(0)
+    for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        await page.set_viewport_size(viewport)
+        if focus is not None:
+            await focus.evaluate("element => element.scrollIntoView({block: 'start'})")
+        await page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        await page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"))
+    if size is not None:
+        await page.set_viewport_size(size)

@@ -1,5 +1,6 @@
 """In the browser, with no Docker engine in play (the local backend): create a sandbox, run Python, see 42,
-upload a file, use it from a command, and download it back."""
+upload a file, use it from a command, download it back, and destroy it (Enter confirms) while the header's
+balance follows the settlement without a reload."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.e2e.browser import register
+from tests.e2e.browser import register, screenshots
 from tests.live_server import live_server
 
 pytestmark = pytest.mark.e2e
@@ -61,3 +62,15 @@ async def test_run_code_and_move_files_in_a_sandbox(local_sandbox_url: str, page
     saved = tmp_path / "report.txt"
     await download.save_as(saved)
     assert saved.read_text() == "sum=7\n"
+    await screenshots(page, "sandbox")
+
+    await page.get_by_role("link", name="Sandboxes").click()
+    await expect(page).to_have_title("Sandboxes · agent-ui")
+    badge = page.locator("header").get_by_text(re.compile(r"credits$"))
+    await expect(badge).to_have_text(re.compile(r"^\d"))
+    while_held = await badge.inner_text()  # the sandbox's hold is out of what is available
+    await page.get_by_role("button", name=re.compile(r"^Destroy sbx_")).click()
+    await expect(page.locator(".q-dialog .q-card")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text("No sandboxes yet")).to_be_visible()
+    await expect(badge).not_to_have_text(while_held)  # settled: the hold is back, less the minutes it cost

@@ -82,7 +82,7 @@ async def list_sessions(
     principal: CurrentPrincipal,
     chat: ChatDep,
     page: PageDep,
-    q: Annotated[str | None, Query(max_length=200, description="search in titles")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="words to find in titles and message texts")] = None,
 ) -> Page[SessionRead]:
     return await chat.list_sessions(principal.user.id, limit=page.limit, cursor=page.cursor, query=q)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.chat.history import branch, build_history, flatten_parts
+from services.chat.history import branch, build_history
 from services.chat.models import ChatMessage
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -38,9 +38,49 @@ def test_branch_follows_parents_from_the_leaf() -> None:
     assert [m.id for m in branch(messages, "a1")] == ["q", "a1"]
 
 
-def test_tool_use_is_given_back_as_text() -> None:
-    parts = [{"type": "tool_call", "call_id": "c", "name": "calculator", "arguments": '{"expression": "6*7"}'},
-             {"type": "tool_result", "call_id": "c", "ok": True, "output": {"result": 42}},
-             {"type": "text", "text": "It is 42."}]  # fmt: skip
-    text = flatten_parts(parts)
-    assert "calculator" in text and "42" in text and text.endswith("It is 42.")
+TOOL_TURN = [
+    {"type": "tool_call", "call_id": "c1", "name": "calculator", "arguments": '{"expression": "6*7"}'},
+    {"type": "tool_result", "call_id": "c1", "ok": True, "output": {"result": 42}, "summary": "6*7 = 42"},
+    {"type": "text", "text": "It is 42."},
+]
+
+
+def tool_path() -> list[ChatMessage]:
+    answer = message("a", "q", "assistant", "")
+    answer.content = TOOL_TURN
+    return [message("q", None, "user", "what is 6*7?"), answer, message("q2", "a", "user", "and halved?")]
+
+
+def test_a_local_model_reads_earlier_tool_use_as_its_template_renders_calls_with_one_sentence_results() -> None:
+    history = build_history(system_prompt="sys", path=tool_path(), budget_tokens=10_000)
+    assert history == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "what is 6*7?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                               "function": {"name": "calculator",
+                                                                            "arguments": '{"expression": "6*7"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "6*7 = 42"},
+        {"role": "assistant", "content": "It is 42."},
+        {"role": "user", "content": "and halved?"},
+    ]
+    assert not any("[called" in str(entry["content"]) or "[result" in str(entry["content"]) for entry in history)
+
+
+def test_a_native_model_reads_earlier_tool_use_as_tool_messages() -> None:
+    history = build_history(system_prompt="sys", path=tool_path(), budget_tokens=10_000, native_tools=True)
+    assert history[2] == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": '{"expression": "6*7"}'}}]}
+    assert history[3] == {"role": "tool", "tool_call_id": "c1", "content": '{"result": 42}'}
+    assert history[4] == {"role": "assistant", "content": "It is 42."}
+    assert history[5] == {"role": "user", "content": "and halved?"}
+
+
+def test_a_call_without_a_result_is_left_out_for_native_models() -> None:
+    answer = message("a", "q", "assistant", "")
+    answer.content = [{"type": "text", "text": "Let me run it."},
+                      {"type": "tool_call", "call_id": "c1", "name": "sandbox_exec", "arguments": "{}"}]
+    answer.status = "cancelled"
+    history = build_history(system_prompt="sys", path=[message("q", None, "user", "run"), answer],
+                            budget_tokens=10_000, native_tools=True)  # fmt: skip
+    assert history[-1] == {"role": "assistant", "content": "Let me run it."}
+    assert all("tool_calls" not in entry for entry in history)

@@ -117,6 +117,8 @@ async def test_an_answer_whose_instance_died_keeps_the_text_it_streamed(
         assert answer.id == started.message_id and answer.status == "interrupted"
         assert answer.content == [{"type": "text", "text": text}]
         assert detail.active_run_id is None  # free for the next turn
+        found = await alive.chat.list_sessions(user.id, limit=10, cursor=None, query=ANSWER[1])
+        assert [session.id for session in found.items] == [started.session_id]  # what it streamed is searchable
         assert events[-1].type == "error" and events[-1].data["code"] == "interrupted"
         balance = await alive.credits.balance(user.id)
         assert balance.held == 0 and balance.balance == 5  # nothing was settled: the call never ended

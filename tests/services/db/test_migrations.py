@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 
 from services.db import Database
 from services.db.database import alembic_config
+from services.db.fulltext import include_name
 from services.db.metadata import metadata
 from services.settings import DatabaseSettings
 from tests.conftest import PG_ADMIN_URL
@@ -75,7 +76,9 @@ async def test_models_and_migrations_agree(database_url: str) -> None:
     await db.start()
     async with db.engine.connect() as connection:
         diff = await connection.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), metadata)
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True, "include_name": include_name}), metadata
+            )
         )
     await db.stop()
     assert diff == []
@@ -99,3 +102,49 @@ async def test_json_columns_are_jsonb_on_postgresql(database_url: str) -> None:
     scopes_type = next(column["type"] for column in columns if column["name"] == "scopes")
     expected = "JSONB" if database_url.startswith("postgresql") else "JSON"
     assert type(scopes_type).__name__ == expected
+
+
+async def test_full_text_migration_indexes_the_chats_already_there(empty_database_url: str) -> None:
+    """Migration 0006 backfills the index: titles and message texts of existing sessions are found at once."""
+    from alembic import command
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from services.db.database import async_url
+    from services.db.fulltext import FullTextIndex
+
+    def upgrade_to(revision: str):  # type: ignore[no-untyped-def]
+        def upgrade(connection: sa.Connection) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return upgrade
+
+    engine = create_async_engine(async_url(empty_database_url))
+    async with engine.connect() as connection:
+        await connection.run_sync(upgrade_to("0005"))
+        for statement in [
+            "INSERT INTO users (id, email, password_hash, role, is_disabled, created_at, updated_at) "
+            "VALUES ('usr_1', 'a@b.io', 'x', 'user', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            "INSERT INTO chat_sessions (id, user_id, title, model, created_at, updated_at) "
+            "VALUES ('chs_1', 'usr_1', 'Holiday planning', 'm', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            "INSERT INTO chat_messages (id, session_id, user_id, role, content, status, prompt_tokens, "
+            "completion_tokens, created_at) VALUES ('msg_1', 'chs_1', 'usr_1', 'user', "
+            """'[{"type": "text", "text": "Where is Reykjavik?"}]', 'complete', 0, 0, CURRENT_TIMESTAMP)""",
+            "INSERT INTO chat_messages (id, session_id, user_id, role, content, status, prompt_tokens, "
+            "completion_tokens, created_at) VALUES ('msg_2', 'chs_1', 'usr_1', 'assistant', "
+            """'[{"type": "tool_call", "name": "zebra"}, {"type": "text", "text": "In Iceland."}]', 'complete', """
+            "0, 0, CURRENT_TIMESTAMP)",
+        ]:
+            await connection.execute(sa.text(statement))
+        await connection.commit()
+    await engine.dispose()
+
+    db = Database(empty_database_url, DatabaseSettings())
+    await db.start()  # upgrades to head
+    chats = FullTextIndex(backend=db.backend, scope="chat")
+    async with db.transaction(readonly=True) as session:
+        found = {query: [hit.key for hit in await chats.search(session, query, owner="usr_1")]
+                 for query in ("holiday", "reykjav", "iceland", "zebra")}  # fmt: skip
+    await db.stop()
+    assert found == {"holiday": ["chs_1"], "reykjav": ["msg_1"], "iceland": ["msg_2"], "zebra": []}

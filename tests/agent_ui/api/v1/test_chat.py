@@ -109,44 +109,91 @@ async def test_native_tool_round_trip(
     assert kinds == ["tool_call", "tool_result", "text"]
 
 
-async def test_router_tool_round_trip_for_models_without_native_tools(
+async def test_a_model_writing_its_tool_call_as_text_gets_it_run_and_the_call_never_reaches_the_user(
     client: httpx.AsyncClient,
     make_account,
     upstream: ScriptedUpstream,  # type: ignore[no-untyped-def]
 ) -> None:
     account = await make_account()
-    upstream.push(
-        Step(text=['{"tool": "calculator", "arguments": {"expression": "6*7"}}']),
-        Step(text=['{"tool": "none", "arguments": {}}']),
-        Step(text=words("The answer is 42.")),
-    )
+    # As the local models write calls: in a code fence, with a schema keyword copied into the arguments.
+    call = '```json\n{"name": "calculator", "arguments": {"expression": "6*7", "type": "object"}}\n```'
+    upstream.push(Step(text=[call[:5], call[5:20], call[20:]]), Step(text=words("The answer is 42.")))
     events = await turn(client, account.headers, message="What is 6 times 7?", model="scripted-router")
 
-    assert types(events) == ["run", "usage", "tool_call", "tool_result", "usage", "content.delta", "usage", "done"]
-    assert next(e.data for e in events if e.type == "tool_result")["output"]["result"] == 42
-    assert text_of(events) == "The answer is 42."
-    router_request, second_router, answer_request = upstream.requests
-    assert router_request["response_format"]["type"] == "json_schema"
-    assert "tools" not in router_request and "tools" not in answer_request
-    assert "42" in json.dumps(second_router["messages"])
+    assert types(events) == ["run", "usage", "tool_call", "tool_result", "content.delta", "usage", "done"]
+    assert next(e.data for e in events if e.type == "tool_call")["arguments"] == '{"expression": "6*7"}'
+    result = next(e.data for e in events if e.type == "tool_result")
+    assert result["output"]["result"] == 42 and result["summary"] == "6*7 = 42"
+    assert text_of(events) == "The answer is 42."  # nothing of the call text
+    # The tools are offered through the chat template; after they succeeded the model answers without them.
+    first, answer_request = upstream.requests
+    assert {t["function"]["name"] for t in first["tools"]} >= {"calculator", "current_datetime"}
+    assert "e.g." not in json.dumps(first["tools"])  # no example a model could copy
+    assert "tools" not in answer_request
+    question, note = answer_request["messages"][-2:]
+    assert question == {"role": "user", "content": "What is 6 times 7?"}
+    assert note["role"] == "system" and "- 6*7 = 42" in note["content"]
+
+    # The next turn reads the first one back as the template renders calls, with the one-sentence result.
+    upstream.push(Step(text=words("Yes, it is.")))
+    await turn(client, account.headers, message="Sure?", model="scripted-router",
+               session_id=events[0].data["session_id"])  # fmt: skip
+    follow_up = upstream.requests[-1]["messages"]
+    assert [m["role"] for m in follow_up] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert follow_up[2]["tool_calls"][0]["function"]["name"] == "calculator"
+    assert follow_up[3]["content"] == "6*7 = 42" and follow_up[4]["content"] == "The answer is 42."
+    assert "[called" not in json.dumps(follow_up) and "[result" not in json.dumps(follow_up)
 
 
-async def test_a_router_asking_for_the_same_call_again_gets_an_answer_instead(
+async def test_prose_streams_at_once_and_a_held_answer_that_is_no_call_is_asked_again_without_tools(
     client: httpx.AsyncClient,
     make_account,
     upstream: ScriptedUpstream,  # type: ignore[no-untyped-def]
 ) -> None:
     account = await make_account()
-    again = '{"tool": "calculator", "arguments": {"expression": "6*7"}}'
-    upstream.push(Step(text=[again]), Step(text=[again]), Step(text=words("It is 42.")))
-    events = await turn(client, account.headers, message="What is 6 times 7?", model="scripted-router")
+    upstream.push(Step(text=words("Paris is the capital of France.")))
+    events = await turn(client, account.headers, message="Capital of France?", model="scripted-router")
+    assert "tool_call" not in types(events) and text_of(events) == "Paris is the capital of France."
+    assert len(upstream.requests) == 1  # no routing round trip before a plain answer
+
+    # A "call" of a tool that is not on offer (the model called the function it was asked to write).
+    upstream.push(Step(text=['{"name": "reverse", "arguments": {"s": "abc"}}']),
+                  Step(text=words("def reverse(s):\n    return s[::-1]")))  # fmt: skip
+    events = await turn(client, account.headers, message="Write reverse(s)", model="scripted-router")
+    assert "tool_call" not in types(events)
+    assert text_of(events) == "def reverse(s):\n    return s[::-1]"
+    assert "tools" in upstream.requests[-2] and "tools" not in upstream.requests[-1]
+
+
+async def test_an_answer_that_imitates_a_call_after_the_tools_ran_gives_way_to_their_results(
+    client: httpx.AsyncClient,
+    make_account,
+    upstream: ScriptedUpstream,  # type: ignore[no-untyped-def]
+) -> None:
+    account = await make_account()
+    call = '{"name": "calculator", "arguments": {"expression": "1234 * 5678"}}'
+    upstream.push(Step(text=[call]), Step(text=[call]))
+    events = await turn(client, account.headers, message="What is 1234 * 5678?", model="scripted-router")
+    assert [e.type for e in events].count("tool_call") == 1
+    assert text_of(events) == "1234 * 5678 = 7006652"
+
+
+async def test_a_local_model_answers_from_a_failed_call_instead_of_trying_again(
+    client: httpx.AsyncClient,
+    make_account,
+    upstream: ScriptedUpstream,  # type: ignore[no-untyped-def]
+) -> None:
+    account = await make_account()
+    upstream.push(Step(text=['{"name": "calculator", "arguments": {"expression": "6*"}}']),
+                  Step(text=words("I could not compute it.")))  # fmt: skip
+    events = await turn(client, account.headers, message="What is 6 times?", model="scripted-router")
 
     assert [e.type for e in events].count("tool_call") == 1
-    assert text_of(events) == "It is 42."
+    assert next(e.data for e in events if e.type == "tool_result")["ok"] is False
+    assert text_of(events) == "I could not compute it."
     answer_request = upstream.requests[-1]
-    assert "response_format" not in answer_request
-    last = answer_request["messages"][-1]
-    assert last["role"] == "user" and '"result": 42' in last["content"] and "What is 6 times 7?" in last["content"]
+    assert "tools" not in answer_request
+    assert "calculator failed" in answer_request["messages"][-1]["content"]
 
 
 async def test_a_failing_tool_is_reported_and_the_turn_goes_on(

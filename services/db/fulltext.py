@@ -1,0 +1,151 @@
+"""Full-text search on both databases: texts kept under a key, found by words, best match first.
+
+One shared table, ``fulltext_entries`` (scope, key, owner, group, body), holds every index; a scope keeps one
+user of it apart from another (chat messages and titles now, document chunks next). SQLite searches it through
+an FTS5 table over the same rows (external content, kept in step by triggers; ranked by bm25), PostgreSQL
+through a stored ``tsvector`` column with a GIN index (ranked by ``ts_rank``). Both tokenize the same way: no
+stemming, case-folded words, every word of a query matched as a prefix ("pyth" finds "python").
+
+User input never reaches either query language: :func:`parse_query` keeps only its words, so quotes, brackets,
+operators and ``*`` can never make a query fail. The caller owns the transaction; every method takes its
+session. The tables are made by migration 0006 and are not SQLModel models (the virtual table and the
+``tsvector`` column are backend-specific): :func:`is_fulltext_table` tells schema comparison to leave them out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+TABLE = "fulltext_entries"
+FTS_TABLE = "fulltext_fts"  # SQLite only: the FTS5 index over TABLE's body
+TS_CONFIG = "simple"  # PostgreSQL: no stemming and no stop words, like SQLite's unicode61 tokenizer
+MAX_TERMS = 12
+MAX_TERM_CHARS = 64
+# A tsvector holds at most 1 MiB; texts longer than this are indexed by their beginning.
+MAX_BODY_CHARS = 100_000
+_WORD = re.compile(r"[^\W_]+")
+
+entries = sa.Table(
+    TABLE,
+    sa.MetaData(),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("owner", sa.String(64), nullable=True),
+    sa.Column("grp", sa.String(64), nullable=True),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.UniqueConstraint("scope", "key", name="uq_fulltext_entries_scope_key"),
+)
+_fts = sa.table(FTS_TABLE, sa.column("rowid"))
+
+
+def is_fulltext_table(name: str | None) -> bool:
+    """The full-text tables (and SQLite's FTS5 shadow tables): not in the models' metadata, on purpose."""
+    return bool(name) and str(name).startswith("fulltext_")
+
+
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """For alembic's ``include_name``: schema comparison leaves the full-text tables alone."""
+    return not (type_ == "table" and is_fulltext_table(name))
+
+
+def parse_query(text: str) -> tuple[str, ...]:
+    """The words of a user's query, lowercased, at most :data:`MAX_TERMS` of them; everything else is dropped.
+
+    ``"foo``, ``a AND (`` and ``*`` are just the words they contain (``foo``; ``a``, ``and``; none)."""
+    terms: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        word = word[:MAX_TERM_CHARS]
+        if word not in terms:
+            terms.append(word)
+        if len(terms) == MAX_TERMS:
+            break
+    return tuple(terms)
+
+
+@dataclass(frozen=True)
+class Hit:
+    key: str
+    group: str | None
+    rank: float  # higher is better; comparable within one query only
+
+
+class FullTextIndex:
+    """One scope of the full-text table: put a key's text, delete keys or a group, find keys by words.
+
+    ``owner`` (a user id, or None for shared entries) filters what a search may see; ``group`` gathers keys
+    that are deleted or found together (a chat session's title and messages, a document's chunks).
+    """
+
+    def __init__(self, *, backend: str, scope: str) -> None:
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"no full-text search on {backend}")
+        self._backend = backend
+        self._scope = scope
+
+    async def put(
+        self, session: AsyncSession, *, key: str, text: str, owner: str | None, group: str | None = None
+    ) -> None:
+        """Index ``text`` under ``key``, replacing what the key held; an empty text removes the key."""
+        body = text.replace("\x00", " ")[:MAX_BODY_CHARS].strip()
+        if not body:
+            await self.delete(session, [key])
+            return
+        values = {"scope": self._scope, "key": key, "owner": owner, "grp": group, "body": body}
+        dialect: Any = sqlite if self._backend == "sqlite" else postgresql
+        insert = dialect.insert(entries).values(**values)
+        update = {"owner": insert.excluded.owner, "grp": insert.excluded.grp, "body": insert.excluded.body}
+        await session.exec(insert.on_conflict_do_update(index_elements=["scope", "key"], set_=update))
+
+    async def delete(self, session: AsyncSession, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if keys:
+            await session.exec(
+                sa.delete(entries).where(entries.c.scope == self._scope, entries.c.key.in_(keys))
+            )  # fmt: skip
+
+    async def delete_group(self, session: AsyncSession, group: str) -> None:
+        await session.exec(sa.delete(entries).where(entries.c.scope == self._scope, entries.c.grp == group))
+
+    def matches(self, query: str, *, owner: str | None) -> sa.Select[tuple[str, str | None, float]]:
+        """The entries matching ``query`` as (key, grp, rank) rows, best first: to run, or to use as a subquery.
+        A query without words matches nothing."""
+        terms = parse_query(query)
+        if self._backend == "sqlite":
+            fts: Any = sa.literal_column(FTS_TABLE)
+            rank: Any = (-sa.func.bm25(fts)).label("rank")
+            statement = sa.select(entries.c.key, entries.c.grp, rank).select_from(
+                _fts.join(entries, entries.c.id == _fts.c.rowid)
+            )
+            condition: Any = fts.op("MATCH")(" ".join(f'"{term}"*' for term in terms))
+        else:
+            tsquery = sa.func.to_tsquery(
+                sa.literal_column(f"'{TS_CONFIG}'::regconfig"), sa.cast(" & ".join(f"{t}:*" for t in terms), sa.Text)
+            )
+            tsv: Any = sa.literal_column(f"{TABLE}.tsv")
+            rank = sa.func.ts_rank(tsv, tsquery).label("rank")
+            statement = sa.select(entries.c.key, entries.c.grp, rank)
+            condition = tsv.op("@@")(tsquery)
+        if not terms:
+            condition = sa.false()
+        statement = statement.where(condition, entries.c.scope == self._scope)
+        if owner is not None:
+            statement = statement.where(entries.c.owner == owner)
+        return statement.order_by(sa.desc("rank"), entries.c.key)
+
+    def matching_groups(self, query: str, *, owner: str | None) -> sa.Select[tuple[str | None]]:
+        """The groups with at least one entry matching ``query``, for ``column.in_(...)``."""
+        return sa.select(self.matches(query, owner=owner).order_by(None).subquery().c.grp).distinct()
+
+    async def search(self, session: AsyncSession, query: str, *, owner: str | None, limit: int = 50) -> list[Hit]:
+        """The best ``limit`` entries for ``query``, best first."""
+        connection = await session.connection()
+        rows = (await connection.execute(self.matches(query, owner=owner).limit(limit))).all()
+        return [Hit(key=row.key, group=row.grp, rank=float(row.rank)) for row in rows]

@@ -1,0 +1,116 @@
+"""The full-text seam on SQLite (FTS5) and PostgreSQL (tsvector): words as prefixes, rank, owners, scopes,
+replacing and deleting, and user input that never breaks a query."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.db import Database
+from services.db.fulltext import MAX_TERMS, FullTextIndex, parse_query
+
+# Whatever a user types into a search box: quotes, operators of both query languages, brackets, NUL.
+MALFORMED = [
+    '"foo', "a AND (", "*", "foo*", "foo:*", "NEAR(foo", "foo OR", "-foo", "^foo", "'", "\\", "\x00foo",
+    "foo & | !bar", "(((", "))", "foo<->bar", "col:foo", "{foo}", "!", "", "   ", "foo\"bar'baz", "%_",
+]  # fmt: skip
+
+
+def index(db: Database, scope: str = "test") -> FullTextIndex:
+    return FullTextIndex(backend=db.backend, scope=scope)
+
+
+async def put(
+    db: Database, fulltext: FullTextIndex, key: str, text: str, owner: str = "usr_a", group: str = "g1"
+) -> None:
+    async with db.transaction() as session:
+        await fulltext.put(session, key=key, text=text, owner=owner, group=group)
+
+
+async def keys(db: Database, fulltext: FullTextIndex, query: str, owner: str | None = "usr_a") -> list[str]:
+    async with db.transaction(readonly=True) as session:
+        return [hit.key for hit in await fulltext.search(session, query, owner=owner)]
+
+
+def test_a_query_is_its_words() -> None:
+    assert parse_query('"Foo') == ("foo",)
+    assert parse_query("a AND (") == ("a", "and")
+    assert parse_query("*") == ()
+    assert parse_query("snake_case foo:* foo") == ("snake", "case", "foo")
+    assert parse_query("Müller straße") == ("müller", "straße")
+    assert len(parse_query(" ".join(f"w{i}" for i in range(50)))) == MAX_TERMS
+
+
+async def test_words_match_as_prefixes_and_all_must_match(db: Database) -> None:
+    fulltext = index(db)
+    await put(db, fulltext, "k1", "Python programming for beginners")
+    await put(db, fulltext, "k2", "Java programming, the hard way")
+    assert await keys(db, fulltext, "pyth") == ["k1"]
+    assert await keys(db, fulltext, "PYTHON") == ["k1"]
+    assert sorted(await keys(db, fulltext, "progr")) == ["k1", "k2"]
+    assert await keys(db, fulltext, "prog jav") == ["k2"]
+    assert await keys(db, fulltext, "python java") == []
+    assert await keys(db, fulltext, "ython") == []  # a prefix, not any substring
+
+
+async def test_better_matches_rank_first(db: Database) -> None:
+    fulltext = index(db)
+    await put(db, fulltext, "once", "apple banana cherry date elderberry fig grape honeydew kiwi lemon")
+    await put(db, fulltext, "thrice", "apple apple apple banana")
+    await put(db, fulltext, "none", "banana cherry")
+    async with db.transaction(readonly=True) as session:
+        hits = await fulltext.search(session, "apple", owner="usr_a")
+    assert [hit.key for hit in hits] == ["thrice", "once"]
+    assert hits[0].rank > hits[1].rank
+    assert hits[0].group == "g1"
+
+
+async def test_put_replaces_and_delete_removes(db: Database) -> None:
+    fulltext = index(db)
+    await put(db, fulltext, "k1", "first draft", group="g1")
+    await put(db, fulltext, "k1", "second version", group="g1")
+    await put(db, fulltext, "k2", "second opinion", group="g2")
+    await put(db, fulltext, "k3", "second thoughts", group="g2")
+    assert await keys(db, fulltext, "draft") == []
+    assert sorted(await keys(db, fulltext, "second")) == ["k1", "k2", "k3"]
+    async with db.transaction() as session:
+        await fulltext.delete(session, ["k1"])
+    assert sorted(await keys(db, fulltext, "second")) == ["k2", "k3"]
+    async with db.transaction() as session:
+        await fulltext.delete_group(session, "g2")
+    assert await keys(db, fulltext, "second") == []
+    await put(db, fulltext, "k4", "something")
+    await put(db, fulltext, "k4", "   ")  # an empty text takes the key out
+    assert await keys(db, fulltext, "something") == []
+
+
+async def test_owners_and_scopes_never_see_each_other(db: Database) -> None:
+    chats, documents = index(db, "chat"), index(db, "docs")
+    await put(db, chats, "mine", "secret plans", owner="usr_a")
+    await put(db, chats, "theirs", "secret recipes", owner="usr_b")
+    await put(db, documents, "mine", "secret document", owner="usr_a")
+    assert await keys(db, chats, "secret", owner="usr_a") == ["mine"]
+    assert await keys(db, chats, "recipes", owner="usr_a") == []
+    assert await keys(db, chats, "secret", owner="usr_b") == ["theirs"]
+    assert sorted(await keys(db, chats, "secret", owner=None)) == ["mine", "theirs"]
+    assert await keys(db, documents, "plans", owner="usr_a") == []
+
+
+@pytest.mark.parametrize("query", MALFORMED)
+async def test_malformed_queries_give_results_or_nothing(db: Database, query: str) -> None:
+    fulltext = index(db)
+    text = "foo bar baz and more"
+    await put(db, fulltext, "k1", text)
+    terms = parse_query(query)
+    found = bool(terms) and all(any(word.startswith(term) for word in text.split()) for term in terms)
+    assert await keys(db, fulltext, query) == (["k1"] if found else [])
+
+
+async def test_text_with_odd_characters_is_indexed(db: Database) -> None:
+    fulltext = index(db)
+    await put(db, fulltext, "k1", "Grüße aus Müller's café\x00 — «naïve» snake_case 日本語 x" + " filler" * 20_000)
+    assert await keys(db, fulltext, "müll") == ["k1"]
+    assert await keys(db, fulltext, "snake case") == ["k1"]
+    assert await keys(db, fulltext, "grüße") == ["k1"]
+    assert await keys(db, fulltext, "日本語") == ["k1"]
+    for query in ("naïve", "foo-bar", "x.y.z", "3.14", "a@b.com", "İstanbul", "ﬁle", "٣", "e\u0301", "🙂 x"):
+        assert await keys(db, fulltext, query) in ([], ["k1"]), query
