@@ -85,9 +85,16 @@ class Shell:
 
 @contextmanager
 def frame(
-    site: Site, principal: Principal, *, title: str, active: str, on_sign_out: Callable[[], object]
+    site: Site,
+    principal: Principal,
+    *,
+    title: str,
+    active: str,
+    on_sign_out: Callable[[], object],
+    compact_nav: bool = False,
 ) -> Iterator[Shell]:
-    """Wrap a page: everything created inside lands in the main column. The tab reads "<title> · agent-ui"."""
+    """Wrap a page: everything created inside lands in the main column. The tab reads "<title> · agent-ui".
+    ``compact_nav``: the navigation starts as the icon rail unless the user chose (the chat wants the width)."""
     services = site.services
     apply_theme()
     ui.page_title(f"{title} · agent-ui")
@@ -123,7 +130,7 @@ def frame(
             ui.menu_item("Sign out", on_click=on_sign_out).mark("sign-out")
 
     # Desktop: 200 px, or a rail of icons (remembered per browser); phones: an overlay, closed until asked for.
-    mini = bool(app.storage.user.get("nav_mini", False))
+    mini = bool(app.storage.user.get("nav_mini", compact_nav))
     links: list[tuple[ui.link, str]] = []
     with (
         ui.left_drawer(bordered=True)
@@ -149,11 +156,13 @@ def frame(
             links.append((link, item.label))
     with drawer:
         ui.space()
-        rail_button = ui.button(on_click=lambda: set_mini(not bool(drawer.props.get("mini")))).props("flat round dense")
+        rail_button = ui.button(on_click=lambda: set_mini(not bool(drawer.props.get("mini")), remember=True))
+        rail_button.props("flat round dense")
         rail_button.classes("app-nav-toggle self-end q-ma-sm gt-sm").mark("nav-rail")
 
-    def set_mini(value: bool) -> None:
-        app.storage.user["nav_mini"] = value
+    def set_mini(value: bool, *, remember: bool = False) -> None:
+        if remember:
+            app.storage.user["nav_mini"] = value
         drawer.props["mini"] = value
         named(rail_button, "Expand the navigation" if value else "Collapse the navigation")
         for link, label in links:  # the rail shows icons only: their names come up on hover

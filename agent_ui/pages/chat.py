@@ -36,7 +36,8 @@ def register(site: Site) -> None:
                 return RedirectResponse("/", status_code=303)
         add_chat_assets()
         with (
-            frame(site, principal, title="Chat", active="/", on_sign_out=sign_out_handler(request, services)) as shell,
+            frame(site, principal, title="Chat", active="/", on_sign_out=sign_out_handler(request, services),
+                  compact_nav=True) as shell,
             ui.element("div").classes("chat-root").mark("chat-root") as root,
         ):
             ui.page_title(tab_title(title))  # the chat's own title rather than the frame's "Chat"

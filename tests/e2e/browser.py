@@ -24,18 +24,31 @@ DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
 
-async def screenshots(page: Page, name: str, *, focus: Locator | None = None) -> None:
+async def screenshots(page: Page, name: str, *, focus: Locator | None = None, reload: bool = True) -> None:
     """The page as the README shows it, at desktop and phone sizes (``docs/screenshots/<name>-desktop.png`` and
-    ``-phone.png``), scrolled to ``focus`` if given; the journey's own viewport is restored after. Notifications are
-    let go first."""
+    ``-phone.png``): loaded afresh at each size as that device would open it (with ``reload`` off, the desktop
+    shot keeps what a reload would lose), once transitions have ended, scrolled to ``focus`` if given. The
+    journey's own viewport is restored after."""
     size = page.viewport_size
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await expect(page.locator(".q-notification")).to_have_count(0)
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         await page.set_viewport_size(viewport)
+        await settled(page, reload=reload or label == "phone")
         if focus is not None:
             await focus.evaluate("element => element.scrollIntoView({block: 'start'})")
-        await page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         await page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"))
     if size is not None:
         await page.set_viewport_size(size)
+        await settled(page)
+
+
+async def settled(page: Page, *, reload: bool = True) -> None:
+    """Reloaded (if asked), connected, and every finite animation or transition over."""
+    if reload:
+        await page.reload()
+        await page.wait_for_load_state("networkidle")
+    await page.evaluate("document.querySelectorAll('.q-notification').forEach(toast => toast.remove())")
+    await page.wait_for_function(
+        "document.getAnimations().every(a => a.playState !== 'running'"
+        " || a.effect?.getTiming().iterations === Infinity)"
+    )

@@ -60,7 +60,7 @@ async def clipboard(page: Page) -> str:
 async def test_ask_stop_and_reload(live_url: str, page: Page, upstream: ScriptedUpstream) -> None:
     await register(page, live_url, EMAIL, PASSWORD)
 
-    upstream.push(Step(text=words("Octopuses have three hearts and blue blood."), rate=20))
+    upstream.push(Step(text=words("Octopuses have three hearts and blue blood."), rate=20, stall_s=1.5))
     await ask(page, "Tell me an octopus fact")
     await expect(page.get_by_role("status", name="Waiting for the answer")).to_be_visible()  # before the first token
     await expect(page.get_by_text("Octopuses have")).to_be_visible()  # first tokens, before the end

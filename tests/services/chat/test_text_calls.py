@@ -28,7 +28,8 @@ def test_prose_passes_through_whole(answer: str) -> None:
 
 
 @pytest.mark.parametrize("answer", ['{"name": "calculator", "arguments": {}}', '\n```json\n{"name": "x"}\n```',
-                                    "<tool_call>\n{}\n</tool_call>", "<tools>\n{}\n</tools>", '```\n{"name": "x"}```', "{}"])
+                                    "<tool_call>\n{}\n</tool_call>", "<tools>\n{}\n</tools>",
+                                    '```\n{"name": "x"}```', '```python\n{"name": "x"}\n```', "{}"])
 def test_what_starts_like_a_call_is_held(answer: str) -> None:
     gate = CallGate()
     assert streamed(gate, [answer[:2], answer[2:]]) == ""
