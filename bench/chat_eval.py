@@ -31,7 +31,7 @@ import httpx
 from tests.live_server import live_server
 
 SEED = 1234
-CATEGORIES = ("arithmetic", "datetime", "no_tool", "write_code", "run_code", "follow_up")
+CATEGORIES = ("arithmetic", "datetime", "no_tool", "write_code", "run_code", "follow_up", "session")
 # What an answer must never show: the router's JSON, the bracket notation history was once flattened into, or
 # the wording of the tool-result message the routed loop sends.
 LEAKS = re.compile(
@@ -204,6 +204,19 @@ CASES: list[Case] = [
                        Ask("Is that number prime?", set(), words("not", "no"), tool_optional=True)]),
     Case("follow_up", [Ask("Hello!", set(), anything),
                        Ask("What is 3333 * 3?", {CALCULATOR, EXEC}, number(9999), tool_optional=True)]),
+    # A newcomer's first chat: unrelated questions one after another in one session.
+    Case("session", [Ask("What is 2+2?", {CALCULATOR, EXEC}, number(4), tool_optional=True),
+                     Ask("Write a python function reverse_string(s) that reverses a string.", set(), anything,
+                         tool_optional=True, code_test="assert reverse_string('abc') == 'cba'"),
+                     Ask("What is 1234 * 5678?", {CALCULATOR, EXEC}, number(7006652)),
+                     Ask("Thanks! And what is that divided by 2?", {CALCULATOR, EXEC}, number(3503326)),
+                     Ask("What is the capital of France?", set(), words("Paris"))]),
+    Case("session", [Ask("Hi! Who are you?", set(), anything),
+                     Ask("What day of the week is it today?", {CLOCK, EXEC}, today("%A")),
+                     Ask("Explain what a Python dictionary is in one sentence.", set(), words("key")),
+                     Ask("How much is 15% of 80?", {CALCULATOR, EXEC}, number(12)),
+                     Ask("Write a Python function square(x) that returns x squared.", set(), anything,
+                         tool_optional=True, code_test="assert square(3) == 9")]),
 ]
 # fmt: on
 # One case of four kinds: a tool answer, a no-tool answer, written code checked in a sandbox, a follow-up.

@@ -161,7 +161,8 @@ class AgentLoop:
                 return CallResult(finish_reason="tool_calls", prompt_tokens=result.prompt_tokens,
                                   completion_tokens=result.completion_tokens, tool_calls=calls), calls  # fmt: skip
             return await self._call_with_text_calls(turn, messages, outcome, offer=False)
-        summaries = [str(p["summary"]) for p in outcome.parts if p["type"] == "tool_result" and p.get("summary")]
+        summaries = [str(p["summary"]) for p in outcome.parts
+                     if p["type"] == "tool_result" and p.get("ok") and p.get("summary")]  # fmt: skip
         shown = "\n\n".join(summaries) if summaries else without_tags(gate.text)
         outcome.add_text(shown)
         turn.run.emit("content.delta", {"text": shown})
@@ -237,7 +238,10 @@ class AgentLoop:
             if turn.run.stop_requested:
                 raise CancelledTurnError
         if not native:
-            messages.append(tool_note([result["summary"] for _call, result in results]))
+            # Only what succeeded: told of a failure, a small model answers with the failure (or the call) again;
+            # without it, it answers as if it had not tried (the failed call stays on the turn's record).
+            if succeeded := [result["summary"] for _call, result in results if result["ok"]]:
+                messages.append(tool_note(succeeded))
             return all(result["ok"] for _call, result in results)
         messages.append(
             {

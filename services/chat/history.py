@@ -84,7 +84,13 @@ def branch(messages: list[ChatMessage], leaf_id: str) -> list[ChatMessage]:
 def build_history(
     *, system_prompt: str, path: list[ChatMessage], budget_tokens: int, native_tools: bool = False
 ) -> list[dict[str, Any]]:
-    """System prompt first, then the newest messages that fit the budget (oldest dropped first, a turn whole)."""
+    """System prompt first, then the newest messages that fit the budget (oldest dropped first, a turn whole).
+
+    Models without native tool calls (the small local ones) get the earlier turns as a transcript in a system
+    message instead, then the question alone: shown earlier turns as turns, they repeat their pattern
+    (a calculator call for every question after one used it, no tool at all after a chat without one), while a
+    question on its own is routed as well as the first of a chat.
+    """
     system = {"role": "system", "content": system_prompt}
     remaining = budget_tokens - message_tokens(system)
     kept: list[dict[str, Any]] = []
@@ -99,4 +105,33 @@ def build_history(
             break
         kept.extend(reversed(entries))
         remaining -= cost
-    return [system, *reversed(kept)]
+    history = [system, *reversed(kept)]
+    return history if native_tools else as_transcript(history)
+
+
+TRANSCRIPT_HEADING = "The conversation so far:"
+MAX_TRANSCRIPT_ENTRY_CHARS = 2000
+
+
+def as_transcript(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The system prompt, the earlier turns written out, then the last question."""
+    system, *turns = history
+    if not turns:
+        return [system]
+    *earlier, question = turns
+    lines = []
+    for entry in earlier:
+        if entry["role"] in ("user", "assistant") and entry.get("content"):
+            text = str(entry["content"])
+            if len(text) > MAX_TRANSCRIPT_ENTRY_CHARS:
+                text = text[:MAX_TRANSCRIPT_ENTRY_CHARS] + "…"
+            lines.append(f"{'User' if entry['role'] == 'user' else 'Assistant'}: {text}")
+        elif entry["role"] == "tool":
+            lines.append(f"(a tool said: {entry['content']})")
+    if not lines:
+        return [system, question]
+    # In the question's message: the system prompt (and the tools the template appends to it) stay the same from
+    # turn to turn, so the model server reuses their cached tokens; a system message of its own there makes the
+    # small model stop calling tools.
+    transcript = f"{TRANSCRIPT_HEADING}\n" + "\n".join(lines)
+    return [system, {**question, "content": f"{transcript}\n\nMy new message: {question['content']}"}]

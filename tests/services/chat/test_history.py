@@ -16,11 +16,11 @@ def message(id_: str, parent: str | None, role: str, text: str, status: str = "c
 def test_history_keeps_the_system_prompt_and_the_newest_messages_that_fit() -> None:
     path = [message(f"m{i}", f"m{i - 1}" if i else None, "user" if i % 2 == 0 else "assistant", f"{i}" * 400)
             for i in range(10)]  # fmt: skip
-    history = build_history(system_prompt="sys", path=path, budget_tokens=450)
+    history = build_history(system_prompt="sys", path=path, budget_tokens=450, native_tools=True)
     assert history[0] == {"role": "system", "content": "sys"}
     kept = [entry["content"][0] for entry in history[1:]]
     assert kept == ["6", "7", "8", "9"]  # the oldest dropped first, order preserved
-    everything = build_history(system_prompt="sys", path=path, budget_tokens=100_000)
+    everything = build_history(system_prompt="sys", path=path, budget_tokens=100_000, native_tools=True)
     assert len(everything) == 11
 
 
@@ -51,19 +51,16 @@ def tool_path() -> list[ChatMessage]:
     return [message("q", None, "user", "what is 6*7?"), answer, message("q2", "a", "user", "and halved?")]
 
 
-def test_a_local_model_reads_earlier_tool_use_as_its_template_renders_calls_with_one_sentence_results() -> None:
+def test_a_local_model_reads_earlier_turns_as_a_transcript_before_its_question() -> None:
     history = build_history(system_prompt="sys", path=tool_path(), budget_tokens=10_000)
     assert history == [
-        {"role": "system", "content": "sys"},
-        {"role": "user", "content": "what is 6*7?"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
-                                                               "function": {"name": "calculator",
-                                                                            "arguments": '{"expression": "6*7"}'}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "6*7 = 42"},
-        {"role": "assistant", "content": "It is 42."},
-        {"role": "user", "content": "and halved?"},
+        {"role": "system", "content": "sys"},  # unchanged from turn to turn: its cached tokens are reused
+        {"role": "user", "content": "The conversation so far:\nUser: what is 6*7?\n(a tool said: 6*7 = 42)\n"
+                                    "Assistant: It is 42.\n\nMy new message: and halved?"},
     ]
     assert not any("[called" in str(entry["content"]) or "[result" in str(entry["content"]) for entry in history)
+    first = build_history(system_prompt="sys", path=tool_path()[:1], budget_tokens=10_000)
+    assert first == [{"role": "system", "content": "sys"}, {"role": "user", "content": "what is 6*7?"}]
 
 
 def test_a_native_model_reads_earlier_tool_use_as_tool_messages() -> None:

@@ -134,14 +134,14 @@ async def test_a_model_writing_its_tool_call_as_text_gets_it_run_and_the_call_ne
     assert question == {"role": "user", "content": "What is 6 times 7?"}
     assert note["role"] == "system" and "- 6*7 = 42" in note["content"]
 
-    # The next turn reads the first one back as the template renders calls, with the one-sentence result.
+    # The next turn reads the first one back as a transcript before the new question: no turn pattern to repeat.
     upstream.push(Step(text=words("Yes, it is.")))
     await turn(client, account.headers, message="Sure?", model="scripted-router",
                session_id=events[0].data["session_id"])  # fmt: skip
     follow_up = upstream.requests[-1]["messages"]
-    assert [m["role"] for m in follow_up] == ["system", "user", "assistant", "tool", "assistant", "user"]
-    assert follow_up[2]["tool_calls"][0]["function"]["name"] == "calculator"
-    assert follow_up[3]["content"] == "6*7 = 42" and follow_up[4]["content"] == "The answer is 42."
+    assert [m["role"] for m in follow_up] == ["system", "user"]
+    assert follow_up[1]["content"] == ("The conversation so far:\nUser: What is 6 times 7?\n(a tool said: 6*7 = 42)\n"
+                                       "Assistant: The answer is 42.\n\nMy new message: Sure?")
     assert "[called" not in json.dumps(follow_up) and "[result" not in json.dumps(follow_up)
 
 
@@ -193,7 +193,9 @@ async def test_a_local_model_answers_from_a_failed_call_instead_of_trying_again(
     assert text_of(events) == "I could not compute it."
     answer_request = upstream.requests[-1]
     assert "tools" not in answer_request
-    assert "calculator failed" in answer_request["messages"][-1]["content"]
+    # Told of the failure, a small model answers with it (or the call) again: it answers as if it had not tried.
+    assert answer_request["messages"][-1] == {"role": "user", "content": "What is 6 times?"}
+    assert "failed" not in json.dumps(answer_request["messages"])
 
 
 async def test_a_failing_tool_is_reported_and_the_turn_goes_on(
