@@ -105,8 +105,9 @@ class LocalModelSettings(BaseModel):
     price_prompt_per_1k: float = Field(default=0.01, ge=0)
     price_completion_per_1k: float = Field(default=0.02, ge=0)
     startup_timeout_s: float = Field(default=120.0, gt=0)
-    # Sampling (None: llama.cpp's default); the chat eval runs at temperature 0 with a fixed seed.
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    # Greedy by default: the small models decide on tools and write arithmetic best without sampling (the chat eval
+    # measures them so); a regenerated answer is sampled (chat.regenerate_temperature). None: llama.cpp's default.
+    temperature: float | None = Field(default=0.0, ge=0, le=2)
     seed: int | None = None
 
 
@@ -122,6 +123,8 @@ class ChatSettings(BaseModel):
     tool_timeout_s: float = Field(default=30.0, gt=0)
     event_flush_interval_ms: int = Field(default=75, ge=1)
     system_prompt: str = "You are a helpful assistant. Answer concisely and use markdown."
+    # Regenerate asks for another answer to the same history: sampled, whatever the model's own temperature.
+    regenerate_temperature: float = Field(default=0.8, ge=0, le=2)
 
 
 class WarmPoolSettings(BaseModel):

@@ -39,6 +39,8 @@ class Turn:
     # The first call's credits, held when the turn was stored (see ChatService.start_turn); its first call
     # takes it over.
     hold: Hold | None = None
+    # Sampling for every call of the turn (None: the model's own); set for a regenerated answer.
+    temperature: float | None = None
 
     @property
     def user_id(self) -> str:
@@ -197,7 +199,7 @@ class AgentLoop:
         try:
             result, usage = await self._calls.stream(
                 turn.payer, turn.model, messages, tools=[tool.openai_schema() for tool in tools] if tools else None,
-                on_delta=on_delta, hold=turn.take_hold(),
+                on_delta=on_delta, hold=turn.take_hold(), temperature=turn.temperature,
             )  # fmt: skip
         except CallStoppedError as stopped:
             _add(outcome, stopped.usage)

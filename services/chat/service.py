@@ -133,8 +133,11 @@ class ChatService:
         handle = self._runs.open(run)
         handle.emit("run", {"run_id": run.id, "session_id": chat.id, "message_id": answer.id, "model": model.id})
         payer = Payer(user_id=user_id, run=handle, record=self._metrics.for_session(user_id, chat.id))
+        # A regenerated answer (the same question again) is sampled: another answer, not the same one twice.
+        regenerating = question.id == request.parent_message_id
         turn = Turn(run=handle, principal=principal, session_id=chat.id, model=model, messages=history,
-                    tools=tools, max_tool_rounds=max_rounds, payer=payer, hold=hold)  # fmt: skip
+                    tools=tools, max_tool_rounds=max_rounds, payer=payer, hold=hold,
+                    temperature=self._settings.regenerate_temperature if regenerating else None)  # fmt: skip
         self._runs.launch(handle, lambda _handle: self._run_turn(turn, answer.id))
         return RunStarted(run_id=run.id, session_id=chat.id, message_id=answer.id,
                           user_message_id=question.id, model=model.id)  # fmt: skip

@@ -148,10 +148,12 @@ class ModelCalls:
         response_format: dict[str, Any] | None = None,
         on_delta: Callable[[TextDelta], object] | None = None,
         hold: Hold | None = None,
+        temperature: float | None = None,
     ) -> tuple[CallResult, CallUsage]:
         """One streamed call. ``on_delta`` sees each text delta as it arrives. A stop request cancels the call
         at once: what arrived is paid and reported, then :class:`CallStoppedError` is raised. ``hold`` is a hold
-        taken ahead by :meth:`hold_for_call`; the call owns it from here (it is grown, settled or released)."""
+        taken ahead by :meth:`hold_for_call`; the call owns it from here (it is grown, settled or released).
+        ``temperature`` overrides the model's own (structured output is always at 0)."""
         prompt_estimate = sum(message_tokens(m) for m in messages)
         max_tokens = self.max_tokens(model, messages)
         try:
@@ -163,7 +165,8 @@ class ModelCalls:
             raise
         request = ChatRequest(model=model.id, messages=messages, max_tokens=max_tokens, tools=tools,
                               response_format=response_format,
-                              temperature=0 if response_format else model.temperature,
+                              temperature=0 if response_format else
+                              (temperature if temperature is not None else model.temperature),
                               seed=model.seed)  # fmt: skip
         result: CallResult | None = None
 

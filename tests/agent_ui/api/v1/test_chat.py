@@ -279,6 +279,10 @@ async def test_regenerate_and_edit_branch_instead_of_overwriting(
     assert edit_question["content"][0]["text"] == "better question" and edit_question["parent_id"] is None
     assert len(detail["messages"]) == 5  # nothing overwritten
     assert upstream.requests[-1]["messages"][1:] == [{"role": "user", "content": "better question"}]
+    # The same history each time; a regenerated answer is sampled, a first answer and an edit are not.
+    temperatures = [request.get("temperature") for request in upstream.requests]
+    assert temperatures == [None, 0.8, None]
+    assert upstream.requests[0]["messages"] == upstream.requests[1]["messages"]
 
 
 async def test_sessions_and_runs_are_private(
