@@ -28,6 +28,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.ConflictError: 409,
     errors.ValidationFailedError: 422,
     errors.PayloadTooLargeError: 413,
+    errors.UnsupportedMediaTypeError: 415,
     errors.QuotaExceededError: 429,
     errors.UpstreamUnavailableError: 503,
 }

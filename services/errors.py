@@ -76,3 +76,9 @@ class PayloadTooLargeError(DomainError):
     """The request body is larger than allowed (413)."""
 
     code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(DomainError):
+    """The content is of a kind the service does not take (415)."""
+
+    code = "unsupported_media_type"
