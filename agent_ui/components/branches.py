@@ -7,6 +7,7 @@ and lets the reader step between siblings ("‹ 1/2 ›"); stepping shows the ne
 
 from __future__ import annotations
 
+from services.chat.history import branch
 from services.chat.schemas import MessageRead
 
 
@@ -24,12 +25,7 @@ class Conversation:
 
     def path(self, leaf_id: str | None) -> list[MessageRead]:
         """Root to ``leaf_id`` (empty for an unknown leaf)."""
-        path: list[MessageRead] = []
-        current = self.by_id.get(leaf_id) if leaf_id else None
-        while current is not None and len(path) <= len(self.messages):
-            path.append(current)
-            current = self.by_id.get(current.parent_id) if current.parent_id else None
-        return path[::-1]
+        return branch(self.messages, leaf_id)
 
     def siblings(self, message: MessageRead) -> list[MessageRead]:
         """The message and the other versions of it (same parent, same role), oldest first."""

@@ -19,6 +19,7 @@ from services.money import to_credits
 from services.runs import RunEvent
 from services.runs.service import RunHandle
 from services.tools import Tool, ToolContext, run_tool
+from services.tools.base import failure_summary
 
 log = logging.getLogger(__name__)
 MAX_TOOL_OUTPUT_CHARS = 16_000
@@ -116,7 +117,6 @@ class AgentLoop:
 
     async def _rounds(self, turn: Turn, messages: list[dict[str, Any]], outcome: TurnOutcome) -> None:
         native = turn.model.native_tools
-        made: set[tuple[str, str]] = set()
         answered = False
         for round_number in range(turn.max_tool_rounds + 1):
             offer = bool(turn.tools) and round_number < turn.max_tool_rounds and not answered
@@ -126,11 +126,6 @@ class AgentLoop:
             else:
                 result, calls = await self._call_with_text_calls(turn, messages, outcome, offer=offer)
             if calls and offer:
-                # A small model asking again for a call it already made is looping: it answers with what it has.
-                if not native and all((c.name, _canonical(c.arguments)) in made for c in calls):
-                    answered = True
-                    continue
-                made |= {(c.name, _canonical(c.arguments)) for c in calls}
                 await self._run_tools(turn, calls, messages, outcome, native=native, text=result.text)
                 # A small model offered tools again tends to call them once more with made-up arguments, or the
                 # wrong tool after a failure: it answers from the results (a failure included) instead.
@@ -220,8 +215,8 @@ class AgentLoop:
         *,
         native: bool,
         text: str = "",
-    ) -> bool:
-        """Run the calls, record and emit each, and give the results back to the model; True if all succeeded."""
+    ) -> None:
+        """Run the calls, record and emit each, and give the results back to the model."""
         by_name = {tool.name: tool for tool in turn.tools}
         results: list[tuple[ToolCallRequest, dict[str, Any]]] = []
         for call in calls:
@@ -244,7 +239,7 @@ class AgentLoop:
             # without it, it answers as if it had not tried (the failed call stays on the turn's record).
             if succeeded := [result["summary"] for _call, result in results if result["ok"]]:
                 messages.append(tool_note(succeeded))
-            return all(result["ok"] for _call, result in results)
+            return
         messages.append(
             {
                 "role": "assistant",
@@ -257,7 +252,6 @@ class AgentLoop:
         )
         for call, result in results:
             messages.append({"role": "tool", "tool_call_id": call.call_id, "content": tool_message(result)})
-        return all(result["ok"] for _call, result in results)
 
     async def _execute(self, turn: Turn, tool: Tool | None, call: ToolCallRequest) -> dict[str, Any]:
         context = ToolContext(principal=turn.principal, run_id=turn.run.run_id, session_id=turn.session_id,
@@ -267,10 +261,8 @@ class AgentLoop:
                                   "elapsed_ms": done.elapsed_ms}  # fmt: skip
         if done.error is not None:
             result["error"] = done.error
-        if tool is not None:
-            result["summary"] = tool.summary(call.arguments, done.ok, done.output, done.error)
-        else:
-            result["summary"] = f"{call.name} failed: {done.error}"
+        result["summary"] = (tool.summary(call.arguments, done.ok, done.output, done.error) if tool is not None
+                             else failure_summary(call.name, done.error))  # fmt: skip
         return result
 
 
@@ -294,17 +286,14 @@ def with_tool_rules(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**system, "content": f"{system['content']}\n\n{TOOL_RULES}"}, *rest]
 
 
-def results_note(summaries: list[str]) -> str:
-    return RESULTS_HEADING + "\n" + "\n".join(f"- {summary}" for summary in summaries)
-
-
 def tool_note(summaries: list[str]) -> dict[str, Any]:
     """Tool results as the small local models read them: one sentence each in a system message after the question
     (shown their own call and a tool message, they answer with the call again; shown an assistant or user turn,
     they imitate it or answer it as a new question)."""
+    lines = "".join(f"\n- {summary}" for summary in summaries)
     return {
         "role": "system",
-        "content": results_note(summaries) + "\nAnswer the user's last message with these results; quote numbers "
+        "content": f"{RESULTS_HEADING}{lines}\nAnswer the user's last message with these results; quote numbers "
         "exactly as given. Do not mention tools.",
     }
 
@@ -336,10 +325,3 @@ def _add(outcome: TurnOutcome, usage: CallUsage) -> None:
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TOOL_OUTPUT_CHARS else text[:MAX_TOOL_OUTPUT_CHARS] + "…[truncated]"
-
-
-def _canonical(arguments: str) -> str:
-    try:
-        return json.dumps(json.loads(arguments), sort_keys=True)
-    except ValueError:
-        return arguments

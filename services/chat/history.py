@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 from services.chat.agent import tool_message
 from services.chat.models import ChatMessage
 from services.llm.tokens import message_tokens
+from services.tools.base import failure_summary
 
 
 def text_of(parts: list[dict[str, Any]]) -> str:
@@ -24,13 +26,12 @@ def turn_messages(message: ChatMessage, *, native_tools: bool) -> list[dict[str,
     return native_turn(message.content, summaries=not native_tools)
 
 
-def result_summary(result: dict[str, Any], call: dict[str, Any] | None) -> str:
+def result_summary(result: dict[str, Any], name: str) -> str:
     """A stored result's sentence; results stored before summaries existed get a plain one."""
     if summary := result.get("summary"):
         return str(summary)
-    name = (call or {}).get("name", "a tool")
     if not result.get("ok"):
-        return f"{name} failed: {result.get('error')}"
+        return failure_summary(name, result.get("error"))
     return f"{name} returned {tool_message(result)}"
 
 
@@ -61,20 +62,32 @@ def native_turn(parts: list[dict[str, Any]], *, summaries: bool = False) -> list
         elif kind == "tool_call":
             calls.append({"id": part["call_id"], "type": "function",
                           "function": {"name": part.get("name", ""), "arguments": part.get("arguments") or "{}"}})
-        elif kind == "tool_result" and any(call["id"] == part.get("call_id") for call in calls):
-            results.append({"role": "tool", "tool_call_id": part["call_id"],
-                            "content": result_summary(part, None) if summaries else tool_message(part)})
+        elif kind == "tool_result" and (call := next((c for c in calls if c["id"] == part.get("call_id")), None)):
+            content = result_summary(part, call["function"]["name"]) if summaries else tool_message(part)
+            results.append({"role": "tool", "tool_call_id": part["call_id"], "content": content})
     close_round()
     if text.strip():
         entries.append({"role": "assistant", "content": text.strip()})
     return entries
 
 
-def branch(messages: list[ChatMessage], leaf_id: str) -> list[ChatMessage]:
-    """The path from the root to ``leaf_id`` through parent links (one branch of the conversation)."""
+class Linked(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def parent_id(self) -> str | None: ...
+
+
+M = TypeVar("M", bound=Linked)
+
+
+def branch(messages: Sequence[M], leaf_id: str | None) -> list[M]:
+    """The path from the root to ``leaf_id`` through parent links (one branch of the conversation; empty for an
+    unknown leaf). Stored messages and the API's messages alike."""
     by_id = {message.id: message for message in messages}
-    path: list[ChatMessage] = []
-    current = by_id.get(leaf_id)
+    path: list[M] = []
+    current = by_id.get(leaf_id) if leaf_id else None
     while current is not None and len(path) <= len(messages):
         path.append(current)
         current = by_id.get(current.parent_id) if current.parent_id else None

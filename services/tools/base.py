@@ -112,7 +112,7 @@ class Tool:
     def summary(self, arguments: str, ok: bool, output: Any, error: str | None) -> str:
         """The result as a sentence: the tool's own wording when it has one, else its JSON."""
         if not ok:
-            return f"{self.name} failed: {error}"
+            return failure_summary(self.name, error)
         if self.describe is not None:
             try:
                 parsed = json.loads(arguments) if arguments.strip() else {}
@@ -137,6 +137,11 @@ class ToolProvider(Protocol):
     def groups(self) -> list[ToolGroup]: ...
 
     async def tools_for(self, principal: Principal) -> list[Tool]: ...
+
+
+def failure_summary(name: str, error: str | None) -> str:
+    """A failed call as one sentence, whatever failed: the tool, its arguments, or the call itself."""
+    return f"{name} failed: {error}"
 
 
 def clip(text: str, limit: int) -> str:
