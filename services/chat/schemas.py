@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MessageText = Annotated[str, StringConstraints(min_length=1, strip_whitespace=False)]
+ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 GroupName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
@@ -23,7 +24,10 @@ class ChatStreamRequest(BaseModel):
         default=None, max_length=32,
         description="tool groups to offer (builtin, sandbox, ...; see /config); default: every group your key may use",
     )
-    rag_resource_ids: list[str] | None = None
+    rag_resource_ids: list[ResourceId] | None = Field(
+        default=None, max_length=50,
+        description="ground the turn in these resources: it starts by searching them, and the answer cites them",
+    )
     sandbox_id: str | None = Field(default=None, max_length=64)
     mcp_server_ids: list[str] | None = None
     max_tool_rounds: int | None = Field(default=None, ge=0, le=20)

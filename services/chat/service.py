@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -36,17 +37,21 @@ from services.errors import ConflictError, NotFoundError, ValidationFailedError
 from services.ids import new_id
 from services.llm.metered import ModelCalls, Payer
 from services.llm.registry import ModelRegistry
-from services.llm.schemas import ModelInfo
+from services.llm.schemas import ModelInfo, ToolCallRequest
 from services.llm.tokens import estimate_tokens
 from services.money import to_credits
+from services.references import References
 from services.runs import Run, RunEvent, RunKind, RunService, RunStatus
 from services.settings import ChatSettings
-from services.tools import ToolCatalog
+from services.tools import Tool, ToolCatalog
 
 log = logging.getLogger(__name__)
 # The answer is stored a tick after its question, so creation order is also conversation order.
 ONE_TICK = timedelta(microseconds=1)
 RUN_KIND = "chat"
+# A turn grounded in resources (``rag_resource_ids``) starts with this tool of the RAG capability.
+GROUNDING_GROUP, GROUNDING_TOOL = "rag", "rag_search"
+GROUNDING_QUERY_CHARS = 500
 STATUS_BY_OUTCOME = {"complete": RunStatus.DONE, "cancelled": RunStatus.CANCELLED, "failed": RunStatus.FAILED}
 
 
@@ -60,9 +65,11 @@ class ChatService:
         calls: ModelCalls,
         tools: ToolCatalog,
         settings: ChatSettings,
+        references: References | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._db = db
+        self._references = references or References()
         self._runs = runs
         self._models = models
         self._calls = calls
@@ -97,6 +104,7 @@ class ChatService:
         )
         model = await self._model_for_turn(user_id, request)
         tools = await self._tools.tools_for(principal, groups) if groups else []
+        grounding = await self._grounding(principal, request)
         now = self._clock()
         lock = f"chat-session:{request.session_id}" if request.session_id else None
         async with self._db.transaction(exclusive=lock) as session:
@@ -137,10 +145,28 @@ class ChatService:
         regenerating = question.id == request.parent_message_id
         turn = Turn(run=handle, principal=principal, session_id=chat.id, model=model, messages=history,
                     tools=tools, max_tool_rounds=max_rounds, payer=payer, hold=hold,
-                    temperature=self._settings.regenerate_temperature if regenerating else None)  # fmt: skip
+                    temperature=self._settings.regenerate_temperature if regenerating else None,
+                    first_calls=grounding)  # fmt: skip
         self._runs.launch(handle, lambda _handle: self._run_turn(turn, answer.id))
         return RunStarted(run_id=run.id, session_id=chat.id, message_id=answer.id,
                           user_message_id=question.id, model=model.id)  # fmt: skip
+
+    async def _grounding(self, principal: Principal, request: ChatStreamRequest) -> list[tuple[Tool, ToolCallRequest]]:
+        """A turn grounded in chosen resources starts by searching them for the question (before the model is
+        asked), so its answer can cite what was found. 422 when RAG is off, 403 without the ``rag`` scope, 404 for a
+        resource that is not the caller's."""
+        if not request.rag_resource_ids:
+            return []
+        self._tools.resolve_groups(principal, [GROUNDING_GROUP])
+        ids = list(dict.fromkeys(request.rag_resource_ids))
+        for resource_id in ids:
+            await self._references.ensure_owned(principal.user.id, resource_id)
+        offered = await self._tools.tools_for(principal, {GROUNDING_GROUP})
+        tool = next((tool for tool in offered if tool.name == GROUNDING_TOOL), None)
+        if tool is None:  # offered only to users with something ready to search
+            raise ConflictError("none of your resources is ready to search yet", code="resources_not_ready")
+        arguments = json.dumps({"query": request.message.strip()[:GROUNDING_QUERY_CHARS], "resource_ids": ids})
+        return [(tool, ToolCallRequest(call_id=f"call_{new_id('grd')[-12:]}", name=tool.name, arguments=arguments))]
 
     async def _model_for_turn(self, user_id: str, request: ChatStreamRequest) -> ModelInfo:
         """The model asked for, else the session's (when this instance still has it), else the default."""

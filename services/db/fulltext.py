@@ -31,6 +31,13 @@ MAX_TERM_CHARS = 64
 # A tsvector holds at most 1 MiB; texts longer than this are indexed by their beginning.
 MAX_BODY_CHARS = 100_000
 _WORD = re.compile(r"[^\W_]+")
+# Left out of any-word queries: they match nearly every passage and only slow the ranking down.
+_COMMON = (
+    "a an and are as at be been but by can could do does did for from had has have how i if in into is it its "
+    "me my no not of on or our she he so than that the their them then there these they this to was we were what "
+    "when where which while who whom why will with would you your"
+)
+STOP_WORDS = frozenset(_COMMON.split(" "))
 
 entries = sa.Table(
     TABLE,
@@ -104,6 +111,15 @@ class FullTextIndex:
         update = {"owner": insert.excluded.owner, "grp": insert.excluded.grp, "body": insert.excluded.body}
         await session.exec(insert.on_conflict_do_update(index_elements=["scope", "key"], set_=update))
 
+    async def add_many(self, session: AsyncSession, rows: Iterable[tuple[str, str, str | None, str | None]]) -> None:
+        """Index new keys in one statement: ``(key, text, owner, group)`` each (keys not indexed before)."""
+        values = [{"scope": self._scope, "key": key, "owner": owner, "grp": group,
+                   "body": text.replace("\x00", " ")[:MAX_BODY_CHARS].strip()}
+                  for key, text, owner, group in rows]  # fmt: skip
+        values = [value for value in values if value["body"]]
+        if values:
+            await session.exec(sa.insert(entries), params=values)
+
     async def delete(self, session: AsyncSession, keys: Iterable[str]) -> None:
         keys = list(keys)
         if keys:
@@ -114,20 +130,30 @@ class FullTextIndex:
     async def delete_group(self, session: AsyncSession, group: str) -> None:
         await session.exec(sa.delete(entries).where(entries.c.scope == self._scope, entries.c.grp == group))
 
-    def matches(self, query: str, *, owner: str | None) -> sa.Select[tuple[str, str | None, float]]:
+    def matches(
+        self, query: str, *, owner: str | None, any_term: bool = False, groups: Iterable[str] | None = None
+    ) -> sa.Select[tuple[str, str | None, float]]:
         """The entries matching ``query`` as (key, grp, rank) rows, best first: to run, or to use as a subquery.
-        A query without words matches nothing."""
+        A query without words matches nothing.
+
+        By default an entry must hold every word (a title search). ``any_term`` ranks entries holding any of the
+        words, common English words left out (a question asked of documents: "how do I open a file"), where
+        bm25 weighs rare words over common ones. ``groups`` keeps only entries of those groups."""
         terms = parse_query(query)
+        if any_term:
+            terms = tuple(term for term in terms if term not in STOP_WORDS) or terms
+        joiner = " OR " if any_term else " "
         if self._backend == "sqlite":
             fts: Any = sa.literal_column(FTS_TABLE)
             rank: Any = (-sa.func.bm25(fts)).label("rank")
             statement = sa.select(entries.c.key, entries.c.grp, rank).select_from(
                 _fts.join(entries, entries.c.id == _fts.c.rowid)
             )
-            condition: Any = fts.op("MATCH")(" ".join(f'"{term}"*' for term in terms))
+            condition: Any = fts.op("MATCH")(joiner.join(f'"{term}"*' for term in terms))
         else:
+            operator = " | " if any_term else " & "
             tsquery = sa.func.to_tsquery(
-                sa.literal_column(f"'{TS_CONFIG}'::regconfig"), sa.cast(" & ".join(f"{t}:*" for t in terms), sa.Text)
+                sa.literal_column(f"'{TS_CONFIG}'::regconfig"), sa.cast(operator.join(f"{t}:*" for t in terms), sa.Text)
             )
             tsv: Any = sa.literal_column(f"{TABLE}.tsv")
             rank = sa.func.ts_rank(tsv, tsquery).label("rank")
@@ -138,14 +164,20 @@ class FullTextIndex:
         statement = statement.where(condition, entries.c.scope == self._scope)
         if owner is not None:
             statement = statement.where(entries.c.owner == owner)
+        if groups is not None:
+            statement = statement.where(entries.c.grp.in_(list(groups)))
         return statement.order_by(sa.desc("rank"), entries.c.key)
 
     def matching_groups(self, query: str, *, owner: str | None) -> sa.Select[tuple[str | None]]:
         """The groups with at least one entry matching ``query``, for ``column.in_(...)``."""
         return sa.select(self.matches(query, owner=owner).order_by(None).subquery().c.grp).distinct()
 
-    async def search(self, session: AsyncSession, query: str, *, owner: str | None, limit: int = 50) -> list[Hit]:
-        """The best ``limit`` entries for ``query``, best first."""
+    async def search(
+        self, session: AsyncSession, query: str, *, owner: str | None, limit: int = 50, any_term: bool = False,
+        groups: Iterable[str] | None = None,
+    ) -> list[Hit]:
+        """The best ``limit`` entries for ``query``, best first (see :meth:`matches`)."""
         connection = await session.connection()
-        rows = (await connection.execute(self.matches(query, owner=owner).limit(limit))).all()
+        statement = self.matches(query, owner=owner, any_term=any_term, groups=groups).limit(limit)
+        rows = (await connection.execute(statement)).all()
         return [Hit(key=row.key, group=row.grp, rank=float(row.rank)) for row in rows]

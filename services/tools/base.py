@@ -37,6 +37,16 @@ class ToolGroup:
             raise ValueError(f"tool group {self.name!r} does not match {GROUP_NAME.pattern}")
 
 
+@dataclass(frozen=True)
+class Citation:
+    """A source a tool found (a resource's chunk, later a web page): what a ``citation`` event carries, plus the
+    passage's whole text, which the turn keeps to tell which source an uncited answer drew on."""
+
+    key: str  # one source, one number: e.g. the chunk id
+    data: dict[str, Any]  # the event's fields but ``n`` (docs/events.md)
+    text: str = ""
+
+
 @dataclass
 class ToolContext:
     """What a tool may know and use while it runs: who asked, in which run (and chat session), a cancel
@@ -47,6 +57,10 @@ class ToolContext:
     session_id: str | None
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     emit: Callable[[str, dict[str, Any]], object] = lambda _type, _data: None
+    # Number a source this call found, for the answer to cite as [n]: the turn keeps the numbers (one per
+    # source, the same number for the same source again), sends a ``citation`` event and stores it with the
+    # answer. Outside a turn nothing is numbered (0).
+    cite: Callable[[Citation], int] = lambda _citation: 0
 
     @property
     def user_id(self) -> str:
@@ -92,6 +106,9 @@ class Tool:
     source: str = ""
     timeout_s: float = 30.0
     describe: Describer | None = None
+    # Its result is material to answer from (passages of documents), not an answer: a model without native tool
+    # calls reads it before the question instead of in a note of results after it.
+    reads_as_context: bool = False
 
     def __post_init__(self) -> None:
         if not TOOL_NAME.match(self.name):

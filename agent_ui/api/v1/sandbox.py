@@ -11,7 +11,7 @@ from fastapi import Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from agent_ui.deps import BODY_LIMIT_KEY, CurrentPrincipal, RequireScope, ServicesDep, api_router
-from agent_ui.errors import ErrorEnvelope
+from agent_ui.errors import ErrorEnvelope, documented_error
 from agent_ui.sse import event_stream
 from services.auth import Scope
 from services.container import Services
@@ -31,11 +31,6 @@ from services.sandbox.schemas import (
     WorkspacePath,
 )
 
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorEnvelope, "description": description}
-
-
 router = api_router(
     prefix="/sandboxes",
     tags=["sandboxes"],
@@ -43,13 +38,13 @@ router = api_router(
     responses={
         401: {"model": ErrorEnvelope},
         403: {"model": ErrorEnvelope},
-        503: _error("sandboxes are disabled, the engine does not answer or failed (`sandbox_engine_error`)"),
+        503: documented_error("sandboxes are disabled, the engine does not answer or failed (`sandbox_engine_error`)"),
     },
 )
 Responses = dict[int | str, dict[str, Any]]
-NOT_FOUND: Responses = {404: _error("no such sandbox of yours, or it is no longer running")}
-NOT_RUNNING: Responses = {409: _error("`sandbox_not_running`: the sandbox is being destroyed")}
-CREDITS: Responses = {402: _error("`insufficient_credits`: the balance cannot hold the sandbox's minutes")}
+NOT_FOUND: Responses = {404: documented_error("no such sandbox of yours, or it is no longer running")}
+NOT_RUNNING: Responses = {409: documented_error("`sandbox_not_running`: the sandbox is being destroyed")}
+CREDITS: Responses = {402: documented_error("`insufficient_credits`: the balance cannot hold the sandbox's minutes")}
 
 
 def sandboxes(services: Services) -> SandboxService:
@@ -64,8 +59,8 @@ def sandboxes(services: Services) -> SandboxService:
     status_code=status.HTTP_201_CREATED,
     responses={
         **CREDITS,
-        404: _error("`session_id` is not a chat session or run of yours"),
-        429: _error("`sandbox_quota`: you have as many live sandboxes as allowed"),
+        404: documented_error("`session_id` is not a chat session or run of yours"),
+        429: documented_error("`sandbox_quota`: you have as many live sandboxes as allowed"),
     },
 )
 async def create_sandbox(body: SandboxCreate, principal: CurrentPrincipal, services: ServicesDep) -> SandboxRead:
@@ -108,7 +103,7 @@ async def keepalive(sandbox_id: str, principal: CurrentPrincipal, services: Serv
         **NOT_FOUND,
         **NOT_RUNNING,
         200: {"content": {"text/event-stream": {}}},
-        429: _error("`disk_quota`: the workspace passed its quota; the sandbox was destroyed"),
+        429: documented_error("`disk_quota`: the workspace passed its quota; the sandbox was destroyed"),
     },
 )
 async def exec_command(
@@ -167,9 +162,9 @@ async def read_file(
     openapi_extra={BODY_LIMIT_KEY: "sandbox.max_upload_bytes"},
     responses={
         **NOT_FOUND,
-        409: _error("`sandbox_not_running`, or `path_conflict`: a file or folder is in the way"),
-        413: _error("`payload_too_large`: past the upload limit"),
-        429: _error("`disk_quota`: the file would not fit in the workspace's quota"),
+        409: documented_error("`sandbox_not_running`, or `path_conflict`: a file or folder is in the way"),
+        413: documented_error("`payload_too_large`: past the upload limit"),
+        429: documented_error("`disk_quota`: the file would not fit in the workspace's quota"),
     },
 )
 async def write_file(

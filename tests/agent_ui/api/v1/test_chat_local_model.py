@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from tests.live_server import live_server
+from tests.services.rag.files import ten_page_pdf
 from tests.sse import parse, text_of, types
 
 
@@ -54,6 +56,21 @@ async def test_the_local_model_answers_restarts_and_dies_with_the_app(tmp_path: 
             usage = [e.data for e in events if e.type == "usage" and e.data["scope"] == "call"]
             assert usage and all(u["prompt_tokens"] > 0 for u in usage) and sum(u["credits"] for u in usage) > 0
             assert (await http.get("/api/v1/health")).json()["dependencies"]["llm"]["status"] == "ok"
+
+            # Grounded in a PDF whose answer is only on page 7: the answer cites a passage of page 7.
+            created = await http.post("/api/v1/agent/rag/resources",
+                                      files={"file": ("handbook.pdf", ten_page_pdf(), "application/pdf")})  # fmt: skip
+            resource_id = created.json()["id"]
+            async with asyncio.timeout(120):
+                while (await http.get(f"/api/v1/agent/rag/resources/{resource_id}")).json()["status"] == "processing":
+                    await asyncio.sleep(0.1)
+            grounded = parse((await http.post("/api/v1/agent/chat/stream", json={
+                "message": "What does the heron ledger of Quillbrook record?", "rag_resource_ids": [resource_id],
+            })).text)  # fmt: skip
+            assert types(grounded)[-1] == "done"
+            pages = {e.data["n"]: e.data["position"]["page"] for e in grounded if e.type == "citation"}
+            cited = {int(n) for n in re.findall(r"\[(\d+)\]", text_of(grounded))}
+            assert 7 in {pages.get(n) for n in cited}, (text_of(grounded), pages)
 
             # The model process dies: health says so, and the next turn starts it again.
             first_worker = int((data_dir / "run" / "local-llm.pid").read_text())
