@@ -16,17 +16,11 @@ PLANNED: dict[str, tuple[str, str, list[str]]] = {
         "Generation",
         ["Podcasts from a topic or your documents, in two voices", "Slide decks you can edit", "Prose"],
     ),
-    "/resources": (
-        "Resources",
-        "Resources",
-        ["Upload documents for the agent to search (RAG)", "MCP servers and their tools"],
-    ),
 }
 
 
 # Where the planned pages sit in the navigation, among the capabilities' own.
-NAVIGATION = (NavItem("Generate", "/generate", "auto_awesome", order=20),
-              NavItem("Resources", "/resources", "folder", order=40))  # fmt: skip
+NAVIGATION = (NavItem("Generate", "/generate", "auto_awesome", order=20),)
 
 
 def register(site: Site) -> None:
