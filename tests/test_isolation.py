@@ -39,6 +39,7 @@ from tests.conftest import TEST_SECRET, Account, nicegui_reset_globals, started
 from tests.sse import parse
 
 AGENT = "/api/v1/agent"
+RAG = f"{AGENT}/rag"
 PAYLOAD = b"alice's artifact\n" * 64
 
 
@@ -113,6 +114,7 @@ class Call:
     takes a chat turn and a job alike). ``bob``: what bob gets. ``owner``: what the owner gets for the same call
     (alice, or the admin for an admin route), which proves the call is well formed and the id real, so bob's 404
     can only be the ownership check. Bodies are minimal and valid, and would leave a trace if they took effect.
+    ``others``: further path parameters, each as (name, kind of alice's object that fills it).
     """
 
     objects: tuple[str, ...]
@@ -122,9 +124,17 @@ class Call:
     params: dict[str, str] | None = None
     content: bytes | None = None
     by_admin: bool = False
+    others: tuple[tuple[str, str], ...] = ()
 
 
 MATRIX: dict[tuple[str, str], Call] = {
+    # First, so that the owner's re-ingest has long finished when the owner deletes the resource; the passage
+    # before the re-ingest, which replaces the resource's chunks (new chunk ids).
+    ("GET", f"{RAG}/resources/{{resource_id}}"): Call(("resource",), owner=200),
+    ("GET", f"{RAG}/resources/{{resource_id}}/chunks/{{chunk_id}}/passage"): Call(("resource",), owner=200,
+                                                                                 others=(("chunk_id", "chunk"),)),
+    ("POST", f"{RAG}/resources/{{resource_id}}/reingest"): Call(("resource",), owner=202),
+    ("DELETE", f"{RAG}/resources/{{resource_id}}"): Call(("resource",), owner=204),
     ("PATCH", "/api/v1/admin/users/{user_id}"): Call(("user",), owner=200, bob=403, json={"disabled": True},
                                                      by_admin=True),
     ("GET", f"{AGENT}/api-keys/{{key_id}}"): Call(("api_key",), owner=200),
@@ -132,15 +142,15 @@ MATRIX: dict[tuple[str, str], Call] = {
                                                     json={"name": "renamed by bob", "is_active": False}),
     ("DELETE", f"{AGENT}/api-keys/{{key_id}}"): Call(("api_key",), owner=204),
     ("GET", f"{AGENT}/credits/usage/{{session_id}}"): Call(("session",), owner=200),
-    ("GET", f"{AGENT}/runs/{{run_id}}"): Call(("run", "job"), owner=200),
-    ("GET", f"{AGENT}/runs/{{run_id}}/events"): Call(("run", "job"), owner=200),
-    ("POST", f"{AGENT}/runs/{{run_id}}/stop"): Call(("run", "job"), owner=409),  # ended: 409 to the owner only
+    ("GET", f"{AGENT}/runs/{{run_id}}"): Call(("run", "job", "rag_job"), owner=200),
+    ("GET", f"{AGENT}/runs/{{run_id}}/events"): Call(("run", "job", "rag_job"), owner=200),
+    ("POST", f"{AGENT}/runs/{{run_id}}/stop"): Call(("run", "job", "rag_job"), owner=409),  # ended: 409 to the owner
     ("GET", f"{AGENT}/generation/jobs/{{job_id}}"): Call(("job",), owner=200),
     ("DELETE", f"{AGENT}/generation/jobs/{{job_id}}"): Call(("job",), owner=204),
     ("GET", f"{AGENT}/generation/jobs/{{job_id}}/events"): Call(("job",), owner=200),
     ("POST", f"{AGENT}/generation/jobs/{{job_id}}/cancel"): Call(("job",), owner=409),
-    ("GET", f"{AGENT}/artifacts/{{artifact_id}}"): Call(("artifact",), owner=200),
-    ("GET", f"{AGENT}/artifacts/{{artifact_id}}/meta"): Call(("artifact",), owner=200),
+    ("GET", f"{AGENT}/artifacts/{{artifact_id}}"): Call(("artifact", "rag_artifact"), owner=200),
+    ("GET", f"{AGENT}/artifacts/{{artifact_id}}/meta"): Call(("artifact", "rag_artifact"), owner=200),
     ("POST", f"{AGENT}/chat/runs/{{run_id}}/stop"): Call(("run",), owner=409),
     ("GET", f"{AGENT}/chat/runs/{{run_id}}"): Call(("run",), owner=200),
     ("GET", f"{AGENT}/chat/runs/{{run_id}}/events"): Call(("run",), owner=200),
@@ -167,6 +177,7 @@ LISTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     f"{AGENT}/sandboxes": (("sandbox",), {"all": "true"}),
     f"{AGENT}/credits/usage": (("session",), {}),
     f"{AGENT}/credits/history": (("run",), {}),
+    f"{RAG}/resources": (("resource", "rag_job", "rag_artifact"), {}),
 }
 NOT_LISTS = {
     "/api/v1/auth/me",
@@ -175,7 +186,8 @@ NOT_LISTS = {
     f"{AGENT}/credits/balance",
     f"{AGENT}/credits/spend",
 }
-ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox")
+ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "resource", "chunk", "rag_job",
+             "rag_artifact")  # fmt: skip
 ADMIN_LISTS = {"/api/v1/admin/users"}  # every user's: 403 to anyone but an admin
 
 
@@ -267,8 +279,13 @@ async def job_done(client: httpx.AsyncClient, headers: dict[str, str], job_id: s
     raise AssertionError(f"job {job_id} never ended")
 
 
+def rag_text(account: Account) -> str:
+    return f"Notes of {account.email}: the lighthouse keeper trimmed the wicks at dusk."
+
+
 async def one_of_each(client: httpx.AsyncClient, account: Account) -> Objects:
-    """An API key, a chat session with its run, a job with its artifact, a sandbox: owned by ``account``."""
+    """An API key, a chat session with its run, a job with its artifact, a sandbox, a RAG resource (with its
+    chunk, ingestion job and original): owned by ``account``."""
     objects = Objects(account, {"user": account.id})
     key = await client.post(f"{AGENT}/api-keys", json={"name": f"key of {account.email}"}, headers=account.headers)
     assert key.status_code == 201, key.text
@@ -290,7 +307,30 @@ async def one_of_each(client: httpx.AsyncClient, account: Account) -> Objects:
     assert sandbox.status_code == 201, sandbox.text
     assert sandbox.json()["backend"] == "local"
     objects.ids["sandbox"] = sandbox.json()["id"]
+
+    created = await client.post(f"{RAG}/resources", json={"text": rag_text(account)}, headers=account.headers)
+    assert created.status_code == 202, created.text
+    for _ in range(1500):
+        resource = (await client.get(f"{RAG}/resources/{created.json()['id']}", headers=account.headers)).json()
+        if resource["status"] != "processing":
+            break
+        await asyncio.sleep(0.02)
+    assert resource["status"] == "ready", resource
+    await job_ended(client, account.headers, resource["job_id"])
+    found = await client.post(f"{RAG}/search", json={"query": "lighthouse keeper"}, headers=account.headers)
+    (hit,) = found.json()["hits"]
+    objects.ids |= {"resource": resource["id"], "chunk": hit["chunk_id"], "rag_job": resource["job_id"],
+                    "rag_artifact": resource["artifact_id"]}  # fmt: skip
     return objects
+
+
+async def job_ended(client: httpx.AsyncClient, headers: dict[str, str], run_id: str) -> None:
+    """Wait for a job to end (a resource is ready a moment before its ingestion job has finished)."""
+    for _ in range(500):
+        if (await client.get(f"{AGENT}/runs/{run_id}", headers=headers)).json()["status"] == "done":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {run_id} never ended")
 
 
 @dataclass
@@ -300,6 +340,7 @@ class Snapshot:
     api_key: dict[str, Any]
     session: dict[str, Any]
     sandbox: dict[str, Any]
+    resource: dict[str, Any]
 
 
 async def snapshot(client: httpx.AsyncClient, alice: Objects) -> Snapshot:
@@ -312,6 +353,7 @@ async def snapshot(client: httpx.AsyncClient, alice: Objects) -> Snapshot:
         await get(f"{AGENT}/api-keys/{alice.ids['api_key']}"),
         await get(f"{AGENT}/chat/sessions/{alice.ids['session']}"),
         await get(f"{AGENT}/sandboxes/{alice.ids['sandbox']}"),
+        await get(f"{RAG}/resources/{alice.ids['resource']}"),
     )
 
 
@@ -352,14 +394,28 @@ async def assert_untouched(
             assert sandbox["expires_at"] == before.sandbox["expires_at"], (after, "bob's keepalive took effect")
             listing = (await get(f"{AGENT}/sandboxes/{ident}/files")).json()
             assert listing["entries"] == [], (after, "bob wrote into alice's workspace", listing)
+        elif kind == "resource":
+            resource = (await get(f"{RAG}/resources/{ident}")).json()
+            assert resource == before.resource, (after, resource)
+        elif kind == "chunk":
+            passage = (await get(f"{RAG}/resources/{alice.ids['resource']}/chunks/{ident}/passage")).json()
+            assert passage["text"] == rag_text(alice.account), (after, passage)
+            found = await client.post(f"{RAG}/search", json={"query": "lighthouse keeper"}, headers=headers)
+            assert [hit["chunk_id"] for hit in found.json()["hits"]] == [ident], (after, found.text)
+        elif kind == "rag_job":
+            assert (await get(f"{AGENT}/runs/{ident}")).json()["status"] == "done", after
+        elif kind == "rag_artifact":
+            assert (await get(f"{AGENT}/artifacts/{ident}")).text == rag_text(alice.account), after
         else:
             raise AssertionError(f"no check for alice's {kind}")
 
 
-async def call(client: httpx.AsyncClient, method: str, template: str, spec: Call, ident: str,
+async def call(client: httpx.AsyncClient, method: str, template: str, spec: Call, ident: str, ids: dict[str, str],
                headers: dict[str, str]) -> httpx.Response:  # fmt: skip
-    (name,) = path_parameters(template)
-    path = template.format(**{name: ident})
+    """``ident`` fills the route's first path parameter, alice's ``ids`` the ``others``."""
+    others = {name: ids[kind] for name, kind in spec.others}
+    (name,) = [name for name in path_parameters(template) if name not in others]
+    path = template.format(**{name: ident}, **others)
     return await client.request(method, path, headers=headers, json=spec.json, params=spec.params,
                                 content=spec.content)  # fmt: skip
 
@@ -376,7 +432,7 @@ async def test_every_id_route_is_404_to_another_user_and_lists_show_only_ones_ow
     assert id_routes - MATRIX.keys() == set(), "id routes missing from MATRIX: list each with how to call it"
     assert MATRIX.keys() - id_routes == set(), "MATRIX lists routes the app no longer has"
     for (method, path), spec in MATRIX.items():
-        assert len(path_parameters(path)) == 1, f"{method} {path}: give Call an object per path parameter"
+        assert len(path_parameters(path)) == 1 + len(spec.others), f"{method} {path}: an object per path parameter"
         assert spec.bob in (403, 404) and (spec.bob == 403) == spec.by_admin, (method, path)
     plain_gets = {path for method, path in routes if method == "GET" and not path_parameters(path)}
     unclassified = plain_gets - LISTS.keys() - NOT_LISTS - ADMIN_LISTS
@@ -392,7 +448,7 @@ async def test_every_id_route_is_404_to_another_user_and_lists_show_only_ones_ow
     # Bob, with each of alice's ids on every route that takes one: 404 (403 on admin routes), and nothing changes.
     for (method, template), spec in MATRIX.items():
         for kind in spec.objects:
-            response = await call(client, method, template, spec, alice.ids[kind], bob.account.headers)
+            response = await call(client, method, template, spec, alice.ids[kind], alice.ids, bob.account.headers)
             where = f"bob: {method} {template} with alice's {kind}"
             assert response.status_code == spec.bob, (where, response.status_code, response.text)
             code = "not_found" if spec.bob == 404 else "admin_required"
@@ -422,7 +478,7 @@ async def test_every_id_route_is_404_to_another_user_and_lists_show_only_ones_ow
     for (method, template), spec in ordered:
         headers = admin.headers if spec.by_admin else alice.account.headers
         for kind in spec.objects:
-            response = await call(client, method, template, spec, alice.ids[kind], headers)
+            response = await call(client, method, template, spec, alice.ids[kind], alice.ids, headers)
             where = f"owner: {method} {template} with alice's {kind}"
             assert response.status_code == spec.owner, (where, response.status_code, response.text)
     assert (await client.get("/api/v1/auth/me", headers=alice.account.headers)).status_code == 401  # disabled

@@ -57,6 +57,7 @@ class JobContext:
 
 
 JobRunner = Callable[[P, JobContext], Awaitable[dict[str, Any] | None]]
+JobEnded = Callable[[str, str, str | None, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class JobKind(Generic[P]):
     heavy: bool = True
     concurrency: int = 1
     fee: Decimal = field(default=Decimal(0))
+    # Told once a job ended otherwise than done (``(job_id, status, code, message)``: cancelled while it waited or
+    # ran, failed, interrupted by a shutdown), so the capability can mark what the job was for.
+    on_ended: JobEnded | None = None
 
 
 class JobRead(BaseModel):

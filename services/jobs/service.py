@@ -78,7 +78,7 @@ class JobService:
         """Make a kind of job available (its runs are read and stopped with the kind's scope)."""
         if kind.name in self._kinds:
             raise ValueError(f"job kind {kind.name!r} is registered twice")
-        self._runs.register_kind(RunKind(name=kind.name, scope=kind.scope))
+        self._runs.register_kind(RunKind(name=kind.name, scope=kind.scope, on_stop=self._cancel_waiting))
         self._kinds[kind.name] = kind
 
     def kinds(self, family: str | None = None) -> list[JobKind[Any]]:
@@ -160,16 +160,30 @@ class JobService:
         run = await self._runs.get(principal, job_id, kinds=self._names(family))
         if run.status in TERMINAL:
             raise ConflictError(f"the job has already ended ({run.status})", code="job_not_active")
-        waiting = next((job for job in self._queue if job.handle.run_id == job_id), None)
-        if waiting is not None:
-            self._queue.remove(waiting)
-            await self._credits.release(waiting.hold)
-            waiting.handle.emit("done", {"finish_reason": "cancelled", "elapsed_ms": 0})
-            await waiting.handle.finish(RunStatus.CANCELLED)
-        else:
+        if not await self._cancel_waiting(job_id):
             await self._runs.request_stop(principal, job_id)
             await self._runs.wait(job_id, timeout_s=5)
         return await self.get(principal, job_id, family=family)
+
+    async def _cancel_waiting(self, job_id: str) -> bool:
+        """Cancel a job still waiting in this process's queue; False when it is not waiting here."""
+        waiting = next((job for job in self._queue if job.handle.run_id == job_id), None)
+        if waiting is None:
+            return False
+        self._queue.remove(waiting)
+        await self._credits.release(waiting.hold)
+        waiting.handle.emit("done", {"finish_reason": "cancelled", "elapsed_ms": 0})
+        await waiting.handle.finish(RunStatus.CANCELLED)
+        await self._ended(waiting, RunStatus.CANCELLED, "cancelled", "cancelled before it started")
+        return True
+
+    async def _ended(self, job: Queued, status: RunStatus, code: str | None, message: str | None) -> None:
+        if job.kind.on_ended is None:
+            return
+        try:
+            await asyncio.shield(job.kind.on_ended(job.handle.run_id, status.value, code, message))
+        except Exception:
+            log.exception("the %s job kind's on_ended failed for %s", job.kind.name, job.handle.run_id)
 
     async def delete(self, principal: Principal, job_id: str, *, family: str | None = None) -> None:
         """Delete a job with its events and artifacts; a job still going is cancelled first."""
@@ -220,6 +234,7 @@ class JobService:
                 await self._credits.release(job.hold)
                 handle.emit("done", {"finish_reason": "cancelled", "elapsed_ms": _ms(started)})
                 await handle.finish(RunStatus.CANCELLED)
+                await self._ended(job, RunStatus.CANCELLED, "cancelled", "cancelled")
             return  # the cancellation was ours to handle: the supervised task ends normally
         except DomainError as exc:
             await self._end_with_error(job, RunStatus.FAILED, exc.code, exc.message)
@@ -239,6 +254,7 @@ class JobService:
         await self._credits.release(job.hold)
         job.handle.emit("error", {"code": code, "message": message})
         await job.handle.finish(status, code, error_message=message)
+        await self._ended(job, status, code, message)
 
 
 

@@ -139,7 +139,7 @@ class RagService:
 
     def job_kind(self) -> JobKind[IngestParams]:
         return JobKind(name=INGEST_KIND, scope=Scope.RAG, params=IngestParams, run=self._ingest, family="rag",
-                       heavy=True, concurrency=1)  # fmt: skip
+                       heavy=True, concurrency=1, on_ended=self._job_ended)  # fmt: skip
 
     # -- resources -------------------------------------------------------------------------------------
 
@@ -265,6 +265,21 @@ class RagService:
                 resource.updated_at = self._clock()
                 session.add(resource)
 
+    async def _job_ended(self, job_id: str, status: str, code: str | None, message: str | None) -> None:
+        """An ingestion that did not finish (cancelled, failed, interrupted) leaves its resource ``failed`` with
+        the job's reason; it can be ingested again."""
+        async with self._db.transaction(readonly=True) as session:
+            resource_id = (await session.exec(
+                select(RagResource.id).where(RagResource.job_id == job_id, RagResource.status == "processing")
+            )).first()  # fmt: skip
+        if resource_id is None:  # the job ended before its id was recorded: found by the job's parameters
+            async with self._db.transaction(readonly=True) as session:
+                run = await session.get(Run, job_id)
+            resource_id = str((run.params or {}).get("resource_id")) if run is not None else None
+        if resource_id:
+            reason = {"cancelled": "ingestion was cancelled"}.get(code or "", message or f"ingestion {status}")
+            await self._fail(resource_id, code or status, reason)
+
     async def recover(self, _live: LiveInstances) -> int:
         """Resources still ``processing`` whose job ended without saying so (its instance died, or the server
         stopped while it waited) become ``failed`` with the job's reason; they can be ingested again."""
@@ -334,15 +349,9 @@ class RagService:
                 if hold is not None:
                     await self._credits.settle(hold, cost, session=session)
                     hold = None
-        except BaseException as exc:
+        except BaseException:  # the resource is marked failed by _job_ended, with the job's own reason
             if hold is not None:
-                await self._credits.release(hold)
-            if isinstance(exc, asyncio.CancelledError):
-                await asyncio.shield(self._fail(resource.id, "cancelled", "ingestion was cancelled"))
-            elif isinstance(exc, DomainError):
-                await self._fail(resource.id, exc.code, exc.message)
-            elif isinstance(exc, Exception):
-                await self._fail(resource.id, "internal", f"ingestion failed: {type(exc).__name__}")
+                await asyncio.shield(self._credits.release(hold))
             raise
         return {"resource_id": resource.id, "chunks": len(chunks), "pages": document.pages, "tokens": tokens,
                 "embedding_model": embedder.name}  # fmt: skip
@@ -582,14 +591,17 @@ def _enclosing(document: RagDocument, row: RagChunk) -> tuple[int, int]:
             if section.kind == "page" and section.page == row.page:
                 return section.start, section.end
     headings = [s for s in sections if s.kind == "heading"]
-    above = [h for h in headings if h.start <= row.start]
+    # The chunk's own heading: the last one that starts before the chunk ends (a chunk may open with the
+    # document's title and then its section's heading; the title's "section" would be the whole document).
+    above = [h for h in headings if h.start < row.end]
     if above:
         heading = above[-1]
         level = heading.level if heading.level is not None else 0
         after = [h for h in headings if h.start > heading.start and (h.level if h.level is not None else 0) <= level]
-        end = after[0].start if after else len(document.text)
-        if end - heading.start <= 20_000 and end >= row.end:
-            return heading.start, end
+        start = min(heading.start, row.start)
+        end = max(after[0].start if after else len(document.text), row.end)
+        if end - start <= 20_000:
+            return start, end
     return max(0, row.start - 1500), min(len(document.text), row.end + 1500)
 
 

@@ -21,6 +21,8 @@ class RunKind:
     name: str
     scope: Scope
     on_interrupted: Callable[[list[Run]], Awaitable[None]] | None = None
+    # Runs that may wait before they start (jobs in a queue): stops a waiting one itself, True when it did.
+    on_stop: Callable[[str], Awaitable[bool]] | None = None
 
 
 class Progress(BaseModel):

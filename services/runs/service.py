@@ -104,7 +104,9 @@ class RunHandle:
             return
         self._send_waiting_progress()
         self.finished = True
-        await self._service.finish(self._live, status, error_code, error_message, result)
+        # Shielded: a cancel landing here (a stop, a job cancelled as it ends) must not leave events half written
+        # and the run never ended.
+        await asyncio.shield(self._service.finish(self._live, status, error_code, error_message, result))
 
 
 Work = Callable[[RunHandle], Awaitable[None]]
@@ -253,6 +255,9 @@ class RunService:
         run = await self.get(principal, run_id, kinds=kinds)
         if run.status in TERMINAL:
             raise ConflictError(f"the run has already ended ({run.status})", code="run_not_active")
+        kind = self._kinds.get(run.kind)
+        if kind is not None and kind.on_stop is not None and await kind.on_stop(run_id):
+            return await self.get(principal, run_id)
         if not self.stop_here(run_id):
             raise ConflictError("the run is not active on this server", code="run_not_active")
         return run
@@ -261,6 +266,9 @@ class RunService:
         """Stop a run supervised by this instance (its stop signal; a job is also cancelled); False when it is not
         live here."""
         stopped = self.bus.request_stop(run_id)
+        live = self.bus.get(run_id)
+        if live is not None and live.ended:
+            return stopped
         if run_id in self._cancel_on_stop and (task := self._tasks.get(run_id)) is not None:
             task.cancel()
             stopped = True

@@ -71,3 +71,28 @@ def png_bytes() -> bytes:
         + part(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
         + part(b"IEND", b"")
     )
+
+
+def short_paged_pdf(pages: int = 8, special: dict[int, str] | None = None) -> bytes:
+    """A PDF of ``pages`` short pages (one small chunk each, cheap to embed); ``special`` adds a sentence to a page."""
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.set_title("Survey notes")
+    for number in range(1, pages + 1):
+        pdf.add_page()
+        pdf.multi_cell(0, 6, f"Page {number} of the survey notes. The surveyor walked the eastern boundary again.")
+        if special and number in special:
+            pdf.ln(4)
+            pdf.multi_cell(0, 6, special[number])
+    return bytes(pdf.output())
+
+
+def zip_not_docx() -> bytes:
+    """A valid ZIP archive (spreadsheet-like parts, no ``word/document.xml``): not a Word document."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    return out.getvalue()
