@@ -1,5 +1,6 @@
 """The conversation: a thread that scrolls between a toolbar (model, system prompt, usage) and a composer pinned at the
-bottom; streamed markdown answers with tool cards; branches ("‹ 1/2 ›") from regenerating and editing; copy."""
+bottom; streamed markdown answers with tool cards; branches ("‹ 1/2 ›") from regenerating and editing; copy; resources
+attached to the turns, and the sources an answer cites opening beside it."""
 
 from __future__ import annotations
 
@@ -15,14 +16,26 @@ from pydantic import ValidationError
 from agent_ui.components.a11y import named
 from agent_ui.components.branches import Conversation
 from agent_ui.components.chat_assets import ChatMarkdown
+from agent_ui.components.citations import (
+    CITE_CLICK,
+    Attachments,
+    OpenSource,
+    Source,
+    SourcePanel,
+    cited,
+    grounded_resource_ids,
+    source_chips,
+    sources_of,
+)
 from agent_ui.site import Site
 from services.auth import Principal
 from services.chat import ChatService
 from services.chat.schemas import ChatStreamRequest, MessageRead, SessionDetail
 from services.container import Services
-from services.errors import DomainError
+from services.errors import DomainError, NotFoundError
 from services.llm.local import LocalModelRunner
 from services.llm.schemas import ModelInfo
+from services.rag import RagService
 from services.runs import RunEvent
 
 FLUSH_SECONDS = 0.08  # markdown resends all its HTML per update: batch the tokens
@@ -106,10 +119,15 @@ class StreamingAnswer:
 
     column: ui.element
     waiting: WaitingIndicator | None
+    sources: dict[int, Source]  # numbered as the citation events arrive (before the text that cites them)
+    open_source: OpenSource
     markdown: ChatMarkdown | None = None
-    text: str = ""
+    text: str = ""  # of the block being written (a tool card starts a new one)
+    written: str = ""  # of the whole answer, for the sources it cites
     pending: str = ""
     error: str | None = None  # what the run said went wrong (the stored answer only knows that it failed)
+    chips: ui.element | None = None
+    chipped: tuple[int, ...] = ()
 
     def add(self, text: str) -> None:
         self.pending += text
@@ -125,12 +143,31 @@ class StreamingAnswer:
             return
         self.started()
         self.text += self.pending
+        self.written += self.pending
         self.pending = ""
+        labels = {n: source.label for n, source in self.sources.items()}
         if self.markdown is None:
             with self.column:
-                self.markdown = ChatMarkdown(self.text).mark("answer-text")
+                self.markdown = ChatMarkdown(self.text, citations=labels).mark("answer-text")
         else:
+            self.markdown.set_citations(labels)
             self.markdown.set_content(self.text)
+        self._chips()
+
+    def _chips(self) -> None:
+        """The sources cited so far, under the text (redrawn only when that set changes)."""
+        shown = cited(self.written, self.sources)
+        numbers = tuple(source.n for source in shown)
+        if numbers == self.chipped:
+            if self.chips is not None:
+                self.chips.move(self.column)  # stays last, below any block added since
+            return
+        if self.chips is not None:
+            self.chips.delete()
+        self.chipped, self.chips = numbers, None
+        if shown:
+            with self.column:
+                self.chips = source_chips(shown, self.open_source)
 
     def cut(self) -> None:
         """A tool card comes next: the following text starts a new block below it."""
@@ -162,6 +199,8 @@ class ChatView:
         self.streaming: StreamingAnswer | None = None
         self.cards: dict[str, tuple[ui.element, dict[str, Any]]] = {}
         self.follow_task: asyncio.Task[None] | None = None
+        self.answer_sources: dict[int, dict[int, Source]] = {}  # by the answer's column: what its [n] open
+        self.attachments: Attachments | None = None
 
     @property
     def user_id(self) -> str:
@@ -216,7 +255,14 @@ class ChatView:
                 ui.button(icon="arrow_downward").props(
                     'round unelevated color=grey-8 size=sm aria-label="Jump to the latest message"'
                 ).classes("chat-jump").on("click", js_handler="() => window.agentChat.toBottom()").mark("jump-latest")
-            with ui.element("div").classes("chat-composer"), ui.element("div").classes("chat-composer-box"):
+            with ui.element("div").classes("chat-composer"):
+                rag = self.services.find(RagService)
+                if rag is not None:  # off: nothing to attach
+                    self.attachments = Attachments(rag, self.principal)
+                composer_box = ui.element("div").classes("chat-composer-box")
+            with composer_box:
+                if self.attachments is not None:
+                    self.attachments.button()
                 self.input = (
                     ui.textarea(placeholder="Ask anything…")
                     .props('borderless autogrow dense rows=1 aria-label="Message"')
@@ -233,10 +279,14 @@ class ChatView:
                     .props('round unelevated size=md aria-label="Stop"')
                     .mark("stop")
                 )
+        self.source_panel = SourcePanel(self.services.find(RagService), self.principal)
         self.stop_button.visible = False
         self.input.on("keydown.enter.exact.prevent", self.send)
         self.flusher = ui.timer(FLUSH_SECONDS, self._flush, active=False)
         await self._render(detail)
+        if self.attachments is not None and self.leaf_id in self.conversation.by_id:
+            # What the chat's latest turn was grounded in stays attached (as it was before the page was left).
+            await self.attachments.restore(grounded_resource_ids(self.conversation.by_id[self.leaf_id].content))
 
     def _system_prompt_dialog(self, detail: SessionDetail | None) -> None:
         with ui.dialog() as self.prompt_dialog, ui.card().classes("w-[36rem] max-w-full"):
@@ -264,6 +314,7 @@ class ChatView:
     async def _render(self, detail: SessionDetail | None) -> None:
         """Draw the branch that ends at ``leaf_id`` (the newest when unset or gone); follow a running answer."""
         self.thread.clear()
+        self.answer_sources.clear()
         self.conversation = Conversation(detail.messages if detail else [])
         if not self.conversation.messages:
             with self.thread:
@@ -323,12 +374,25 @@ class ChatView:
                 ui.button("Save & send", on_click=save).props("unelevated no-caps").mark("edit-save")
 
     def _answer(self, message: MessageRead) -> None:
+        self._fill_answer(self._answer_column(), message)
+
+    def _answer_column(self) -> ui.element:
+        """An answer's bubble; a click on a citation in it (its text's badges, its search card's passages) opens
+        that source."""
         with self.thread:
             column = ui.element("div").classes("chat-answer").mark("assistant-message")
-        self._fill_answer(column, message)
+        column.on("click", lambda e: self.open_cited(column, e.args), js_handler=CITE_CLICK)
+        return column
+
+    async def open_cited(self, column: ui.element, n: object) -> None:
+        source = self.answer_sources.get(column.id, {}).get(n if isinstance(n, int) else -1)
+        if source is not None:
+            await self.source_panel.open(source)
 
     def _fill_answer(self, column: ui.element, message: MessageRead, error: str | None = None) -> None:
         column.clear()
+        sources = self.answer_sources[column.id] = sources_of(message.content)
+        labels = {n: source.label for n, source in sources.items()}
         with column:
             results = {p["call_id"]: p for p in message.content if p.get("type") == "tool_result"}
             text = ""
@@ -337,11 +401,13 @@ class ChatView:
                     text += part.get("text", "")
                 elif part.get("type") == "tool_call":
                     if text:
-                        ChatMarkdown(text).mark("answer-text")
+                        ChatMarkdown(text, citations=labels).mark("answer-text")
                         text = ""
                     self.site.tool_cards.render(part, results.get(part["call_id"]))
             if text:
-                ChatMarkdown(text).mark("answer-text")
+                ChatMarkdown(text, citations=labels).mark("answer-text")
+            if shown := cited(text_of(message), sources):
+                source_chips(shown, self.source_panel.open)
             if error is not None:
                 ui.label(error).classes("text-negative").mark("answer-error")
             elif message.status in STATUS_TEXT:
@@ -409,6 +475,7 @@ class ChatView:
         if self.run_id is not None:
             ui.notify("Wait for the answer, or stop it.", type="warning")
             return False
+        attached = self.attachments.ids if self.attachments is not None else []
         try:
             request = ChatStreamRequest(
                 session_id=self.session_id,
@@ -416,10 +483,19 @@ class ChatView:
                 model=self.model.value,
                 system_prompt=self.system_prompt.value or None,
                 parent_message_id=parent_id,
+                rag_resource_ids=attached or None,
             )
             started = await self.chat.start_turn(self.principal, request)
         except ValidationError:
             ui.notify("That message cannot be sent (too long?).", type="warning")
+            return False
+        except NotFoundError as exc:
+            gone = await self.attachments.prune() if self.attachments is not None and attached else []
+            if gone:
+                ui.notify(f"No longer available, so detached: {', '.join(gone)}. Send again to ask without it.",
+                          type="warning")  # fmt: skip
+            else:
+                ui.notify(exc.message, type="negative")
             return False
         except DomainError as exc:
             ui.notify(exc.message, type="negative")
@@ -452,11 +528,11 @@ class ChatView:
 
     def _follow(self, run_id: str, answer_id: str, model_id: str | None, *, after: int) -> None:
         self.run_id = run_id
-        with self.thread:
-            column = ui.element("div").classes("chat-answer").mark("assistant-message")
+        column = self._answer_column()
         with column:
             waiting = WaitingIndicator(self._runner_for(model_id))
-        self.streaming = StreamingAnswer(column, waiting)
+        sources = self.answer_sources[column.id] = {}
+        self.streaming = StreamingAnswer(column, waiting, sources, self.source_panel.open)
         self.cards = {}
         self._running(True)
         self.follow_task = background_tasks.create(
@@ -514,6 +590,9 @@ class ChatView:
             with answer.column:
                 card = self.site.tool_cards.render(event.data, None)
             self.cards[event.data["call_id"]] = (card, event.data)
+        elif event.type == "citation":
+            if (source := Source.of(event.data)) is not None:
+                answer.sources[source.n] = source
         elif event.type == "tool_result":
             shown = self.cards.get(event.data["call_id"])
             if shown is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
 from nicegui import ui
+
+from agent_ui.components.citations import link_markers
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 # An opening or closing fence (``` or ~~~) and, on an opening one, the language that follows it.
@@ -56,15 +59,22 @@ def _attribute(value: str) -> str:
 
 
 class ChatMarkdown(ui.markdown):
-    """Markdown whose fenced code blocks carry their language (``data-lang``), which codehilite's HTML drops."""
+    """Markdown whose fenced code blocks carry their language (``data-lang``), which codehilite's HTML drops, and
+    whose citation markers (``[1]``) of known sources are buttons that open them."""
 
-    def __init__(self, content: str = "") -> None:
+    def __init__(self, content: str = "", *, citations: Mapping[int, str] | None = None) -> None:
+        self.citations = dict(citations or {})  # n -> what the source is called; read while rendering below
         super().__init__(content)
         self.classes("chat-md")
+
+    def set_citations(self, citations: Mapping[int, str]) -> None:
+        if dict(citations) != self.citations:
+            self.citations = dict(citations)
+            self._handle_content_change(self.content)
 
     def _handle_content_change(self, content: str) -> None:
         super()._handle_content_change(content)
         html = str(self._props.get("innerHTML") or "")
-        labelled = label_code_blocks(html, fence_languages(content))
+        labelled = link_markers(label_code_blocks(html, fence_languages(content)), self.citations)
         if labelled != html:
             self._props["innerHTML"] = labelled

@@ -1,5 +1,6 @@
 // The chat page's browser half: follows the thread while an answer streams, decorates code blocks (language,
-// copy) and copies text with a toast. Loaded inline once per page; everything hangs off window.agentChat.
+// copy), copies text with a toast and shows a cited passage. Loaded inline once per page; everything hangs off
+// window.agentChat.
 (() => {
   if (window.agentChat) return;
   const NEAR_BOTTOM_PX = 48;
@@ -90,9 +91,53 @@
     document.querySelectorAll(".chat-scroll:not([data-chat-follow])").forEach(attach);
   }
 
+  // The source panel: once its passage is on the page, the cited span is scrolled into view and focus moves into the
+  // panel; closing it gives focus back to the citation that opened it.
+  let sourceOpener = null;
+  // Remembered at the click: a Quasar button gives its focus up once clicked with a mouse.
+  document.addEventListener(
+    "click",
+    (event) => {
+      const opener = event.target.closest && event.target.closest("[data-cite], .chat-source-chip");
+      if (opener) sourceOpener = opener;
+    },
+    true,
+  );
+  function showSource(id, chunk) {
+    const wrap = window.getHtmlElement ? getHtmlElement(id) : document.getElementById("c" + id);
+    if (!wrap) return;
+    const active = document.activeElement;
+    if (active && active !== document.body && !wrap.contains(active)) sourceOpener = active;
+    let tries = 0;
+    const step = () => {
+      const panel = wrap.querySelector(".chat-source");
+      const shown = panel && getComputedStyle(wrap).display !== "none";
+      const holder = chunk ? [...wrap.querySelectorAll("[data-chunk]")].find((el) => el.dataset.chunk === chunk) : null;
+      const mark = holder && holder.querySelector("mark");
+      if (!shown || (chunk && !mark)) {
+        if (tries++ < 120) requestAnimationFrame(step);
+        return;
+      }
+      const body = panel.querySelector(".chat-source-body");
+      if (body && mark) {
+        const top = mark.getBoundingClientRect().top - body.getBoundingClientRect().top + body.scrollTop;
+        body.scrollTo({ top: Math.max(0, top - body.clientHeight / 4) });
+      }
+      panel.focus({ preventScroll: true });
+    };
+    step();
+  }
+
+  function sourceClosed() {
+    if (sourceOpener && sourceOpener.isConnected) sourceOpener.focus({ preventScroll: true });
+    sourceOpener = null;
+  }
+
   window.agentChat = {
     copy,
     notify,
+    showSource,
+    sourceClosed,
     toBottom() {
       const scroller = document.querySelector(".chat-scroll");
       if (scroller && scroller.chatToBottom) scroller.chatToBottom(true);

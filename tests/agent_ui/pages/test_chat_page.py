@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+from datetime import UTC, datetime
 
 import markdown2
+import pytest
+from nicegui import app as nicegui_app
 from nicegui import background_tasks, ui
 from nicegui.testing import User
 
 from agent_ui.components.chat_assets import fence_languages, label_code_blocks
-from tests.agent_ui.pages.test_auth_pages import register_in_ui
+from agent_ui.components.citations import grounded_resource_ids, link_markers, sources_of
+from services.auth import Principal
+from services.chat import ChatService
+from services.chat.citations import cited_numbers
+from services.chat.schemas import MessageRead
+from services.container import Services
+from services.ids import new_id
+from services.rag import RagService
+from services.rag.models import RagResource
+from services.rag.service import Upload
+from tests.agent_ui.pages.test_auth_pages import PASSWORD, register_in_ui
+from tests.factories import principal
+from tests.services.rag.files import PAGE7_SENTENCE, ten_page_pdf
 from tests.upstream import ScriptedUpstream, Step, words
 
 
@@ -232,3 +249,214 @@ def test_code_blocks_carry_their_language_for_the_code_box() -> None:
     indented = "    indented code\n\n```python\nx\n```\n"  # blocks and fences do not pair up: no label is a guess
     html = markdown2.markdown(indented, extras=["fenced-code-blocks"])
     assert label_code_blocks(html, fence_languages(indented)) == html
+
+
+# -- resources attached to a chat, and the sources an answer cites ----------------------------------------------------
+
+QUESTION = "What does the heron ledger of Quillbrook record?"
+
+
+def app_services() -> Services:
+    """The services of the app the `user` fixture built from main.py (its REST API is not mounted there): the ones
+    its NiceGUI startup hook starts."""
+    owners = (getattr(handler, "__self__", None) for handler in nicegui_app._startup_handlers)
+    return next(owner for owner in owners if isinstance(owner, Services))
+
+
+async def me(email: str = "chat@example.com") -> Principal:
+    """The signed-in user as the services see them."""
+    return principal((await app_services().auth.verify_credentials(email, PASSWORD)).id, email=email)
+
+
+async def ready_resource(owner: Principal, upload: Upload) -> str:
+    """A resource added through the service, once ingested."""
+    rag = app_services().get(RagService)
+    resource_id = (await rag.upload(owner, upload)).id
+    async with asyncio.timeout(60):
+        while (found := await rag.get(owner, resource_id)).status == "processing":
+            await asyncio.sleep(0.05)
+    assert found.status == "ready", found
+    return resource_id
+
+
+def handbook() -> Upload:
+    return Upload(filename="handbook.pdf", data=ten_page_pdf())
+
+
+async def attach(user: User, resource_id: str) -> None:
+    user.find(marker="attach").click()
+    await user.should_see(marker=f"picker-{resource_id}", retries=50)
+    user.find(marker=f"picker-{resource_id}").click()
+    user.find(marker="picker-done").click()
+    await user.should_see(marker=f"attachment-{resource_id}")
+
+
+def one(user: User, marker: str) -> ui.element:
+    (element,) = marked(user, marker)
+    return element
+
+
+def tool_texts(upstream: ScriptedUpstream) -> str:
+    """The passages the model was given in the last request (its tool messages), whitespace evened out."""
+    tools = [json.loads(m["content"]) for m in upstream.requests[-1]["messages"] if m["role"] == "tool"]
+    return " ".join(" ".join(p["text"].split()) for tool in tools for p in tool.get("passages", []))
+
+
+async def test_attached_resources_ground_the_turns_and_only_cited_sources_open_their_page(
+    ui_env: str, user: User, upstream: ScriptedUpstream
+) -> None:
+    await signed_in(user)
+    owner = await me()
+    resource_id = await ready_resource(owner, handbook())
+    await attach(user, resource_id)
+    assert texts(user, "attachment") == ["handbook"]
+
+    upstream.push(Step(text=words("It records seventeen copper bells [1].")))
+    await ask(user, QUESTION)
+    await answered(user, "It records seventeen copper bells")
+    assert PAGE7_SENTENCE in tool_texts(upstream)  # the turn was grounded: the model read the passage
+    found = sources_of((await stored_answer(owner)).content)
+    assert len(found) > 1  # several passages were found; the answer cites one
+    # Only the cited source gets a chip; its number in the text is a button naming it.
+    assert [chip.props["aria-label"] for chip in marked(user, "source-chip")] == ["Source 1: handbook, p. 7"]
+    html = str(one(user, "answer-text").props["innerHTML"])
+    assert 'data-cite="1"' in html and 'aria-label="Source 1: handbook, p. 7"' in html and "[1]" not in html
+    await user.should_see("Searched your documents: " + QUESTION)  # the search's own compact card
+
+    user.find(marker="source-chip-1").click()
+    await user.should_see(marker="source-text", retries=50)
+    assert texts(user, "source-title") == ["handbook"] and texts(user, "source-where") == ["Page 7 of 10"]
+    passage = str(one(user, "source-text").content)  # type: ignore[attr-defined]
+    assert "<mark>" in passage and PAGE7_SENTENCE in " ".join(passage.split("<mark>")[1].split("</mark>")[0].split())
+    user.find(marker="source-close").click()
+    await eventually(lambda: not one(user, "source-panel").visible)
+
+    # A click on the [1] badge in the text (sent by the answer's one listener) opens the same passage.
+    user.find(marker="assistant-message").trigger("click", 1)
+    await eventually(lambda: one(user, "source-panel").visible and texts(user, "source-where") == ["Page 7 of 10"])
+
+    # The resource stays attached for the next turn, until removed.
+    upstream.push(Step(text=words("Seventeen, all copper [1].")))
+    await ask(user, "How many bells exactly?")
+    await answered(user, "Seventeen, all copper")
+    assert grounded_resource_ids((await stored_answer(owner)).content) == [resource_id]  # searched again
+    await user.open(f"/chat/{await newest_chat(owner)}")  # a reload attaches what the latest turn was grounded in
+    await user.should_see(marker=f"attachment-{resource_id}", retries=50)
+    await user.should_see("Seventeen, all copper")
+    assert len(marked(user, "source-chip")) == 2  # each answer has its one cited source
+    chip = one(user, f"attachment-{resource_id}")
+    assert isinstance(chip, ui.chip)
+    chip.set_value(False)  # what its remove button does
+    await user.should_not_see(marker="attachments")
+    upstream.push(Step(text=words("Without documents now.")))
+    await ask(user, "And without the handbook?")
+    await answered(user, "Without documents now.")
+    assert not [part for part in (await stored_answer(owner)).content if part["type"] != "text"]  # no search
+
+
+async def test_a_citation_whose_resource_was_deleted_says_so(
+    ui_env: str, user: User, upstream: ScriptedUpstream
+) -> None:
+    await signed_in(user)
+    owner = await me()
+    resource_id = await ready_resource(owner, handbook())
+    await attach(user, resource_id)
+    tail = " Then it goes on for a while" + " and on" * 12 + "."
+    upstream.push(Step(text=words("It records seventeen copper bells [1]." + tail), rate=10))
+    await ask(user, QUESTION)
+    await user.should_see(marker="source-chip-1", retries=100)  # while the answer still streams
+    assert one(user, "stop").visible
+    await answered(user, "and on.")
+    await app_services().get(RagService).delete(owner, resource_id)
+
+    user.find(marker="source-chip-1").click()
+    await user.should_see("This source was deleted.", retries=50)
+    assert texts(user, "source-title") == ["handbook"] and texts(user, "source-where") == ["Page 7"]
+    # Sending with it still attached detaches it and says so, rather than failing for good.
+    await ask(user, "Anything else in it?")
+    await user.should_see("No longer available, so detached: handbook", retries=50)
+    await user.should_not_see(marker="attachments")
+
+
+async def test_the_picker_filters_ready_resources_and_points_to_the_resources_page_when_there_are_none(
+    ui_env: str, user: User
+) -> None:
+    await signed_in(user)
+    owner = await me()
+    async with app_services().db.transaction() as session:  # one still being indexed (its job not started)
+        now = datetime.now(UTC)
+        session.add(RagResource(id=new_id("rsc"), user_id=owner.user.id, title="Field diary", source="text",
+                                status="processing", created_at=now, updated_at=now))  # fmt: skip
+    user.find(marker="attach").click()
+    await user.should_see(marker="picker-empty", retries=50)
+    assert texts(user, "picker-processing") == ["1 more still being indexed: they can be attached once ready."]
+    await user.should_not_see("Field diary")
+    user.find(marker="picker-add").click()
+    await user.should_see("Field diary", retries=50)  # on the Resources page, which lists it
+    assert user.client is not None and user.client.page.path == "/resources"
+
+    notes = [Upload(filename=f"{title}.md", data=f"# {title}\n\nKept by the warden.\n".encode(), title=title)
+             for title in ("Bird notes", "Tide tables")]  # fmt: skip
+    ids = [await ready_resource(owner, upload) for upload in notes]
+    await user.open("/")
+    await user.should_see(marker="empty-thread", retries=50)
+    user.find(marker="attach").click()
+    await user.should_see(marker=f"picker-{ids[1]}", retries=50)
+    user.find(marker="picker-filter").type("tide")
+    await user.should_not_see(marker=f"picker-{ids[0]}")
+    await user.should_see(marker=f"picker-{ids[1]}")
+    user.find(marker="picker-filter").clear().type("zzz")
+    await user.should_see("No resource matches “zzz”.")
+
+
+@pytest.fixture
+def rag_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAG turned off in the app the `user` fixture builds (request it before `user`)."""
+    monkeypatch.setenv("AGENT_UI_RAG__ENABLED", "false")
+
+
+async def test_without_rag_there_is_nothing_to_attach(
+    ui_env: str, rag_off: None, user: User, upstream: ScriptedUpstream
+) -> None:
+    await signed_in(user)
+    assert app_services().find(RagService) is None
+    assert not marked(user, "attach") and not marked(user, "attachments")
+    upstream.push(Step(text=words("Still answering.")))
+    await ask(user, "Hello?")
+    await answered(user, "Still answering.")
+
+
+async def newest_chat(owner: Principal) -> str:
+    chats = await app_services().get(ChatService).list_sessions(owner.user.id, limit=1, cursor=None)
+    return chats.items[0].id
+
+
+async def stored_answer(owner: Principal) -> MessageRead:
+    """The newest chat's newest message as stored."""
+    chat = await app_services().get(ChatService).get_session(owner.user.id, await newest_chat(owner))
+    return chat.messages[-1]
+
+
+def test_citation_markers_become_buttons_outside_code_with_their_labels_escaped() -> None:
+    labels = {1: 'Q&A "notes", p. 2', 2: "handbook, p. 7"}
+    html = markdown2.markdown("See [1] and [2, 3].\n\n`a[1]`\n\n```\nb[2]\n```\n\n[9] is unknown.",
+                              extras=["fenced-code-blocks"])  # fmt: skip
+    linked = link_markers(html, labels)
+    assert linked.count("<button") == 2  # 1, and 2 of [2, 3]: none in code, none for 3 or 9 (no such source)
+    assert 'aria-label="Source 1: Q&amp;A &quot;notes&quot;, p. 2"' in linked
+    assert '<span class="chat-cite chat-cite--none">3</span>' in linked
+    assert "<code>a[1]</code>" in linked and "b[2]" in linked and "[9] is unknown" in linked
+    assert link_markers(html, {}) == html
+
+
+def test_the_page_reads_the_same_markers_the_answer_is_checked_for() -> None:
+    for text in ["[1]", "a [2, 3] b", "[4;5]", "[12][3]", "x[1 ,2]", "[1000]", "[a]", "[ 1]", "[]"]:
+        linked = {int(n) for n in re.findall(r'data-cite="(\d+)"', link_markers(text, dict.fromkeys(range(2000), "s")))}
+        assert linked == cited_numbers(text), text
+
+
+def test_a_grounded_turn_is_known_by_the_search_it_starts_with() -> None:
+    call = {"type": "tool_call", "name": "rag_search", "arguments": '{"query": "q", "resource_ids": ["rsc_a"]}'}
+    assert grounded_resource_ids([call, {"type": "citation", "n": 1}]) == ["rsc_a"]
+    assert grounded_resource_ids([{"type": "text", "text": "Let me look."}, call]) == []  # the model's own search
+    assert grounded_resource_ids([{"type": "text", "text": "Hi."}]) == []
