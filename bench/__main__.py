@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import chat_eval, chat_stream, foundation, sandbox
+from bench import chat_eval, chat_stream, foundation, rag, sandbox
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv[1:]
@@ -11,3 +11,4 @@ if __name__ == "__main__":
     chat_stream.main()
     chat_eval.main()
     sandbox.run(sys.argv[1:])
+    rag.main()

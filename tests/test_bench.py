@@ -17,6 +17,9 @@ FIGURES = {
     "bench.chat_stream": ["added TTFT median", "total-time ratio median", "concurrent streams", "largest stall",
                           "server CPU per", "streams with all", "app RSS idle"],
     "bench.chat_eval": ["routing", "correct", "no leak", "TTFT ms", "arithmetic answers exact", "model load"],
+    "bench.rag": ["ingest pages/s", "chunks embedded/s", "retrieval quality", "recall@5", "MRR@5",
+                  "hybrid beats both", "first search (cold", "keyword search:", "vector search:", "hybrid search:",
+                  "chosen resources (as a chat turn) search:", "where a hybrid search goes", "hybrid p95 target"],
     "bench.sandbox": ["local cold", "local warm", "docker warm", "docker cold", "local alone", "raw",
                       "create → exec → destroy", "exec round trip", "concurrent sandboxes"],
 }  # fmt: skip
