@@ -450,11 +450,7 @@ async def sections_ms(env: Env, principal: Principal, queries: list[str], vector
         times["vector top-50"].append(ms(seconds))
         shown = [chunk_id for chunk_id, _ in found[: K + 5]]
         started = time.perf_counter()
-        async with env.services.db.transaction(readonly=True) as session:
-            await session.exec(
-                select(RagChunk, RagResource.title).join(RagResource, col(RagResource.id) == col(RagChunk.resource_id))
-                .where(col(RagChunk.id).in_(shown), RagChunk.user_id == user_id, RagResource.status == "ready")
-            )  # fmt: skip
+        await env.rag._hits(user_id, shown, {}, query)  # the service's own query, snippets included
         times["reading the hits"].append(ms(time.perf_counter() - started))
     return times
 

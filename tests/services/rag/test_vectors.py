@@ -146,3 +146,19 @@ def test_rrf_ties_are_stable_and_weights_count() -> None:
     assert reciprocal_rank_fusion([]) == [] and reciprocal_rank_fusion([[], []]) == []
     with pytest.raises(ValueError, match="2 weights for 1 rankings"):
         reciprocal_rank_fusion([["a"]], weights=[1, 1])
+
+
+def test_a_changed_copy_leaves_the_original_untouched_for_searches_running_on_it() -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(5, 8)).astype(np.float32)
+    original = VectorIndex(8, version=3)
+    original.add([f"c{i}" for i in range(5)], vectors)
+    newer = rng.normal(size=(2, 8)).astype(np.float32)
+    changed = original.changed(add_ids=["n0", "n1"], add_vectors=newer, remove_ids=["c1", "c4"], version=4)
+    assert (original.version, sorted(original.ids)) == (3, ["c0", "c1", "c2", "c3", "c4"])
+    assert (changed.version, sorted(changed.ids)) == (4, ["c0", "c2", "c3", "n0", "n1"])
+    assert original.search(vectors[1], 1)[0][0] == "c1"
+    assert changed.search(newer[0], 1)[0][0] == "n0"
+    assert changed.search(vectors[1], 5)[0][0] != "c1"
+    emptied = changed.changed(add_ids=[], add_vectors=None, remove_ids=changed.ids, version=5)
+    assert len(emptied) == 0 and emptied.search(vectors[0], 3) == []
