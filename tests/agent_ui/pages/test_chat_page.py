@@ -29,6 +29,8 @@ from tests.factories import principal
 from tests.services.rag.files import PAGE7_SENTENCE, ten_page_pdf
 from tests.upstream import ScriptedUpstream, Step, words
 
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 async def signed_in(user: User) -> None:
     await register_in_ui(user, "chat@example.com")
@@ -354,6 +356,7 @@ async def test_attached_resources_ground_the_turns_and_only_cited_sources_open_t
     assert not [part for part in (await stored_answer(owner)).content if part["type"] != "text"]  # no search
 
 
+@SQLITE_ONLY  # the page's behaviour; the database plays no part
 async def test_a_citation_whose_resource_was_deleted_says_so(
     ui_env: str, user: User, upstream: ScriptedUpstream
 ) -> None:
@@ -378,6 +381,7 @@ async def test_a_citation_whose_resource_was_deleted_says_so(
     await user.should_not_see(marker="attachments")
 
 
+@SQLITE_ONLY  # the page's behaviour; the database plays no part
 async def test_the_picker_filters_ready_resources_and_points_to_the_resources_page_when_there_are_none(
     ui_env: str, user: User
 ) -> None:
@@ -415,6 +419,7 @@ def rag_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_UI_RAG__ENABLED", "false")
 
 
+@SQLITE_ONLY  # the page's behaviour; the database plays no part
 async def test_without_rag_there_is_nothing_to_attach(
     ui_env: str, rag_off: None, user: User, upstream: ScriptedUpstream
 ) -> None:

@@ -22,6 +22,8 @@ from services.settings import DatabaseSettings
 from tests.agent_ui.pages.test_auth_pages import register_in_ui
 from tests.services.rag.files import PAGE7_SENTENCE, encrypted_pdf, png_bytes, ten_page_pdf
 
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 NOTES = b"# Field notes\n\nThe kingfisher nests in the clay bank by the mill race.\n"
 
 
@@ -122,6 +124,7 @@ async def test_dropped_files_are_indexed_searched_and_open_their_passage(ui_env:
     assert "Page 6 of" not in passage and "Page 8 of" not in passage  # the page, not the whole document
 
 
+@SQLITE_ONLY  # the page's behaviour; the database plays no part
 async def test_refusals_are_plain_notifications(ui_env: str, user: User) -> None:
     await open_resources(user, "refused@example.com")
     await drop(user, ("photo.png", png_bytes(), "image/png"))
@@ -142,6 +145,7 @@ def small_uploads(ui_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_UI_RAG__MAX_UPLOAD_BYTES", "2048")
 
 
+@SQLITE_ONLY  # the page's behaviour; the database plays no part
 async def test_a_file_past_the_limit_is_refused_in_the_browser_and_on_the_server(
     small_uploads: None, user: User
 ) -> None:
@@ -153,6 +157,7 @@ async def test_a_file_past_the_limit_is_refused_in_the_browser_and_on_the_server
     assert rows(user) == {}
 
 
+@SQLITE_ONLY  # the page's behaviour; the database plays no part
 async def test_pasted_text_shows_as_text_and_its_markup_never_runs(ui_env: str, user: User) -> None:
     await open_resources(user, "paster@example.com")
     user.find(marker="paste-open").click()
@@ -172,6 +177,7 @@ async def test_pasted_text_shows_as_text_and_its_markup_never_runs(ui_env: str, 
     assert "<mark>kettle</mark> <mark>whistles</mark>" in snippet
 
 
+@SQLITE_ONLY  # the page's behaviour; the database plays no part
 async def test_a_failed_resource_says_why_and_can_be_indexed_again_then_deleted(ui_env: str, user: User) -> None:
     await open_resources(user, "locked@example.com")
     await drop(user, ("locked.pdf", encrypted_pdf(), "application/pdf"))
@@ -212,6 +218,7 @@ def no_rag(ui_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_UI_RAG__ENABLED", "false")
 
 
+@SQLITE_ONLY  # the page's behaviour; the database plays no part
 async def test_the_page_says_when_resources_are_off(no_rag: None, user: User) -> None:
     await user.open("/resources")
     await user.should_see("Sign in")  # signed out: the page asks to sign in first

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.agent_ui.api.v1.test_tool_scopes import key_with
 from tests.services.rag.files import PAGE7_SENTENCE, ten_page_pdf
@@ -15,6 +16,7 @@ from tests.sse import Event, parse, text_of, types
 from tests.upstream import ScriptedUpstream, Step, words
 
 STREAM = "/api/v1/agent/chat/stream"
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 RAG = "/api/v1/agent/rag"
 QUESTION = "What does the heron ledger of Quillbrook record?"
 
@@ -84,6 +86,7 @@ async def test_a_grounded_turn_cites_the_page_that_holds_the_answer(
     assert [(part["n"], part["chunk_id"]) for part in stored] == [(c["n"], c["chunk_id"]) for c in found]
 
 
+@SQLITE_ONLY  # what the model reads and writes; the database plays no part
 async def test_an_answer_that_cites_nothing_is_attributed_to_the_passage_it_drew_on(
     client: httpx.AsyncClient, make_account, upstream: ScriptedUpstream  # type: ignore[no-untyped-def]
 ) -> None:
@@ -102,6 +105,7 @@ async def test_an_answer_that_cites_nothing_is_attributed_to_the_passage_it_drew
     assert "[1] (handbook, page 7)" in note and PAGE7_SENTENCE in " ".join(note.split())
 
 
+@SQLITE_ONLY  # what the model reads and writes; the database plays no part
 async def test_an_unrelated_answer_gets_no_made_up_citation(
     client: httpx.AsyncClient, make_account, upstream: ScriptedUpstream  # type: ignore[no-untyped-def]
 ) -> None:

