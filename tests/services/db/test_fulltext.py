@@ -114,3 +114,35 @@ async def test_text_with_odd_characters_is_indexed(db: Database) -> None:
     assert await keys(db, fulltext, "日本語") == ["k1"]
     for query in ("naïve", "foo-bar", "x.y.z", "3.14", "a@b.com", "İstanbul", "ﬁle", "٣", "e\u0301", "🙂 x"):
         assert await keys(db, fulltext, query) in ([], ["k1"]), query
+
+
+async def test_any_word_searches_match_whole_words_and_rank_rare_words_first(db: Database) -> None:
+    fulltext = index(db)
+    await put(db, fulltext, "both", "the heron ledger records copper bells")
+    await put(db, fulltext, "one", "a heron stood in the reeds")
+    await put(db, fulltext, "plural", "ledgers of the harbour")
+    async with db.transaction(readonly=True) as session:
+        hits = await fulltext.search(session, "what does the heron ledger record", owner="usr_a", any_term=True)
+    assert [hit.key for hit in hits] == ["both", "one"]  # "ledgers" is another word; "the" and "what" are left out
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_in_a_large_index_words_most_entries_hold_are_left_out_of_any_word_searches(db: Database) -> None:
+    """SQLite only (the vocabulary table): with "common" in every entry, asking for it beside a rare word finds the
+    rare word's entries only, instead of every entry; a small index keeps every word."""
+    fulltext = index(db)
+    rows = [(f"k{i}", f"common filler text number{i}", "usr_a", "g1") for i in range(2500)]
+    rows += [("rare1", "common lantern keeper", "usr_a", "g1"), ("rare2", "lantern room", "usr_a", "g1")]
+    async with db.transaction() as session:
+        await fulltext.add_many(session, rows)
+    async with db.transaction(readonly=True) as session:
+        hits = await fulltext.search(session, "common lantern", owner="usr_a", any_term=True, limit=50)
+        only_common = await fulltext.search(session, "common filler", owner="usr_a", any_term=True, limit=50)
+    assert sorted(hit.key for hit in hits) == ["rare1", "rare2"]
+    assert len(only_common) == 50  # a question of common words only is asked whole
+    small = index(db, scope="small")
+    async with db.transaction() as session:
+        await fulltext.delete_group(session, "g1")
+        await small.add_many(session, [("a", "common lantern", "usr_a", "g"), ("b", "common wick", "usr_a", "g")])
+    async with db.transaction(readonly=True) as session:
+        assert len(await small.search(session, "common lantern", owner="usr_a", any_term=True)) == 2
