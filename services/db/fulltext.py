@@ -15,6 +15,7 @@ session. The tables are made by migration 0006 and are not SQLModel models (the 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ FTS_TABLE = "fulltext_fts"  # SQLite only: the FTS5 index over TABLE's body
 VOCAB_TABLE = "fulltext_vocab"  # SQLite only: how many entries hold each word (fts5vocab)
 COMMON_SHARE = 0.25  # any-word searches leave out words more than this share of entries hold
 PRUNE_FROM = 2000  # entries in the index before common words are left out
+STATS_TTL_S = 300.0  # PostgreSQL: how long the commonest words, read from the planner's statistics, are kept
 TS_CONFIG = "simple"  # PostgreSQL: no stemming and no stop words, like SQLite's unicode61 tokenizer
 MAX_TERMS = 12
 MAX_TERM_CHARS = 64
@@ -105,6 +107,9 @@ class FullTextIndex:
             raise ValueError(f"no full-text search on {backend}")
         self._backend = backend
         self._scope = scope
+        # PostgreSQL: the share of entries holding each of the commonest words, from the planner's statistics,
+        # read again after STATS_TTL_S (when it was read, the shares).
+        self._common: tuple[float, dict[str, float]] | None = None
 
     async def put(
         self, session: AsyncSession, *, key: str, text: str, owner: str | None, group: str | None = None
@@ -183,11 +188,15 @@ class FullTextIndex:
         return statement.order_by(sa.desc("rank"), entries.c.key)
 
     async def _uncommon(self, session: AsyncSession, terms: tuple[str, ...]) -> tuple[str, ...]:
-        """SQLite, in a large index: the words that some but at most :data:`COMMON_SHARE` of all entries hold
-        (all of them when none is left). A commoner word matches up to half the index, so bm25 is computed for
-        every row it matches, while it barely moves the ranking (its inverse document frequency is low)."""
+        """In a large index: the words that at most :data:`COMMON_SHARE` of all entries hold (all of them when none
+        is left); SQLite counts them in its vocabulary table, PostgreSQL reads the planner's statistics. A commoner
+        word matches up to half the index, so it is ranked in every row it matches, while it barely moves the
+        ranking (its inverse document frequency is low)."""
         if len(terms) < 2:
             return terms
+        if self._backend == "postgresql":
+            shares = await self._common_shares(session)
+            return tuple(term for term in terms if shares.get(term, 0.0) <= COMMON_SHARE) or terms
         connection = await session.connection()
         total = (await connection.execute(sa.select(sa.func.count()).select_from(entries))).scalar_one()
         if total < PRUNE_FROM:  # small indexes are fast anyway, and there a word all entries hold may be the point
@@ -197,6 +206,24 @@ class FullTextIndex:
         counts = {str(term): int(doc) for term, doc in found.all()}
         kept = tuple(term for term in terms if 0 < counts.get(term, 0) <= COMMON_SHARE * total)
         return kept or terms  # a question of common words only is asked whole
+
+    async def _common_shares(self, session: AsyncSession) -> dict[str, float]:
+        """PostgreSQL: the commonest words of the index and the share of entries holding each, as ANALYZE (run by
+        autovacuum) keeps them in ``pg_stats``; nothing for an index under :data:`PRUNE_FROM` entries."""
+        now = time.monotonic()
+        if self._common is not None and now - self._common[0] < STATS_TTL_S:
+            return self._common[1]
+        connection = await session.connection()
+        found = (await connection.execute(sa.text(
+            "SELECT c.reltuples, s.most_common_elems::text::text[], s.most_common_elem_freqs FROM pg_class c "
+            "LEFT JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = :table AND s.attname = 'tsv' "
+            "WHERE c.oid = to_regclass(:table)"
+        ), {"table": TABLE})).first()  # fmt: skip
+        shares: dict[str, float] = {}
+        if found is not None and (found[0] or 0) >= PRUNE_FROM and found[1] and found[2]:
+            shares = {str(word): float(share) for word, share in zip(found[1], found[2], strict=False)}
+        self._common = (now, shares)
+        return shares
 
     def matching_groups(self, query: str, *, owner: str | None) -> sa.Select[tuple[str | None]]:
         """The groups with at least one entry matching ``query``, for ``column.in_(...)``."""
@@ -208,7 +235,7 @@ class FullTextIndex:
     ) -> list[Hit]:
         """The best ``limit`` entries for ``query``, best first (see :meth:`matches`)."""
         connection = await session.connection()
-        terms = await self._uncommon(session, any_terms(query)) if any_term and self._backend == "sqlite" else None
+        terms = await self._uncommon(session, any_terms(query)) if any_term else None
         statement = self.matches(query, owner=owner, any_term=any_term, groups=groups, terms=terms).limit(limit)
         rows = (await connection.execute(statement)).all()
         return [Hit(key=row.key, group=row.grp, rank=float(row.rank)) for row in rows]

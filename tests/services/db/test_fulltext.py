@@ -4,6 +4,7 @@ replacing and deleting, and user input that never breaks a query."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from services.db import Database
 from services.db.fulltext import MAX_TERMS, FullTextIndex, parse_query
@@ -126,20 +127,24 @@ async def test_any_word_searches_match_whole_words_and_rank_rare_words_first(db:
     assert [hit.key for hit in hits] == ["both", "one"]  # "ledgers" is another word; "the" and "what" are left out
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_in_a_large_index_words_most_entries_hold_are_left_out_of_any_word_searches(db: Database) -> None:
-    """SQLite only (the vocabulary table): with "common" in every entry, asking for it beside a rare word finds the
-    rare word's entries only, instead of every entry; a small index keeps every word."""
+    """With "common" in every entry, asking for it beside a rare word finds the rare word's entries only, instead of
+    every entry (SQLite counts words in its vocabulary table, PostgreSQL reads ANALYZE's statistics); a small index
+    keeps every word."""
     fulltext = index(db)
     rows = [(f"k{i}", f"common filler text number{i}", "usr_a", "g1") for i in range(2500)]
     rows += [("rare1", "common lantern keeper", "usr_a", "g1"), ("rare2", "lantern room", "usr_a", "g1")]
     async with db.transaction() as session:
         await fulltext.add_many(session, rows)
+        if db.backend == "postgresql":
+            await session.exec(sa.text("ANALYZE fulltext_entries"))  # what autovacuum does after such a load
     async with db.transaction(readonly=True) as session:
         hits = await fulltext.search(session, "common lantern", owner="usr_a", any_term=True, limit=50)
         only_common = await fulltext.search(session, "common filler", owner="usr_a", any_term=True, limit=50)
     assert sorted(hit.key for hit in hits) == ["rare1", "rare2"]
     assert len(only_common) == 50  # a question of common words only is asked whole
+    if db.backend == "postgresql":
+        return  # its statistics describe the large index until autovacuum runs again
     small = index(db, scope="small")
     async with db.transaction() as session:
         await fulltext.delete_group(session, "g1")
