@@ -486,6 +486,7 @@ RESOURCES_CSS = """
 .resources-passage-text { line-height: 1.6; }
 .resources-upload { max-width: none; }
 .resources-upload .q-uploader__list { min-height: 0; padding: 0; }
+.resources-upload .q-uploader__subtitle { display: none; } /* "0.0B / 0.00%": each row shows its own progress */
 .resources-upload .q-uploader__list:not(:empty) { padding: 8px; }
 /* Side by side where the page is wide enough (adding and the list on the left, search on the right), else stacked:
    adding, search, the list. */
