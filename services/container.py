@@ -105,11 +105,13 @@ class Services:
         found = self._by_type.get(kind)
         return found if isinstance(found, kind) else None
 
-    def get(self, kind: type[T]) -> T:
-        """The service of that type; 503 when this instance does not run the capability providing it."""
+    def get(self, kind: type[T], unavailable: str | None = None, *, code: str | None = None) -> T:
+        """The service of that type; 503 when this instance does not run the capability providing it (with the
+        capability's own message and code when given: "RAG is disabled on this instance", ``rag_disabled``)."""
         found = self.find(kind)
         if found is None:
-            raise CapabilityUnavailableError(f"{kind.__name__} is not available on this instance")
+            raise CapabilityUnavailableError(unavailable or f"{kind.__name__} is not available on this instance",
+                                             code=code)  # fmt: skip
         return found
 
     async def start(self) -> None:

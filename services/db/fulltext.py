@@ -58,6 +58,11 @@ entries = sa.Table(
 _fts = sa.table(FTS_TABLE, sa.column("rowid"))
 
 
+def _body(text: str) -> str:
+    """What is indexed of a text: no NUL (PostgreSQL refuses it), at most MAX_BODY_CHARS, trimmed."""
+    return text.replace("\x00", " ")[:MAX_BODY_CHARS].strip()
+
+
 def is_fulltext_table(name: str | None) -> bool:
     """The full-text tables (and SQLite's FTS5 shadow tables): not in the models' metadata, on purpose."""
     return bool(name) and str(name).startswith("fulltext_")
@@ -115,7 +120,7 @@ class FullTextIndex:
         self, session: AsyncSession, *, key: str, text: str, owner: str | None, group: str | None = None
     ) -> None:
         """Index ``text`` under ``key``, replacing what the key held; an empty text removes the key."""
-        body = text.replace("\x00", " ")[:MAX_BODY_CHARS].strip()
+        body = _body(text)
         if not body:
             await self.delete(session, [key])
             return
@@ -128,7 +133,7 @@ class FullTextIndex:
     async def add_many(self, session: AsyncSession, rows: Iterable[tuple[str, str, str | None, str | None]]) -> None:
         """Index new keys in one statement: ``(key, text, owner, group)`` each (keys not indexed before)."""
         values = [{"scope": self._scope, "key": key, "owner": owner, "grp": group,
-                   "body": text.replace("\x00", " ")[:MAX_BODY_CHARS].strip()}
+                   "body": _body(text)}
                   for key, text, owner, group in rows]  # fmt: skip
         values = [value for value in values if value["body"]]
         if values:

@@ -245,15 +245,7 @@ class RagService:
         async with self._db.transaction() as session:
             resource = await self._owned(session, user_id, resource_id)
             job_id, artifact_id = resource.job_id, resource.artifact_id
-            chunk_ids = list((await session.exec(
-                select(RagChunk.id).where(RagChunk.resource_id == resource_id)
-            )).all())  # fmt: skip
-            await self._fulltext.delete_group(session, resource_id)
-            await session.exec(sa.delete(RagVector).where(
-                col(RagVector.chunk_id).in_(select(RagChunk.id).where(RagChunk.resource_id == resource_id))
-            ))  # fmt: skip
-            await session.exec(sa.delete(RagChunk).where(col(RagChunk.resource_id) == resource_id))
-            await session.exec(sa.delete(RagDocument).where(col(RagDocument.resource_id) == resource_id))
+            chunk_ids = await self._clear(session, resource_id)
             await session.delete(resource)
             version = await self._bump(session, user_id)
         self._in_background(self._advance_cache(user_id, version, remove_ids=chunk_ids))
@@ -263,6 +255,19 @@ class RagService:
         if artifact_id is not None:
             with contextlib.suppress(NotFoundError):
                 await self._artifacts.delete(principal, artifact_id)
+
+    async def _clear(self, session: AsyncSession, resource_id: str) -> list[str]:
+        """Remove what a resource put in the index (words, vectors, chunks, text); returns the chunks removed."""
+        chunk_ids = list((await session.exec(
+            select(RagChunk.id).where(RagChunk.resource_id == resource_id)
+        )).all())  # fmt: skip
+        await self._fulltext.delete_group(session, resource_id)
+        await session.exec(sa.delete(RagVector).where(
+            col(RagVector.chunk_id).in_(select(RagChunk.id).where(RagChunk.resource_id == resource_id))
+        ))  # fmt: skip
+        await session.exec(sa.delete(RagChunk).where(col(RagChunk.resource_id) == resource_id))
+        await session.exec(sa.delete(RagDocument).where(col(RagDocument.resource_id) == resource_id))
+        return chunk_ids
 
     async def _owned(self, session: AsyncSession, user_id: str, resource_id: str) -> RagResource:
         return await get_owned(session, RagResource, resource_id, user_id, missing="resource not found")
@@ -427,15 +432,7 @@ class RagService:
                      chunks: list[Any], vectors: Any, model: str) -> tuple[int, list[str], list[str]]:  # fmt: skip
         """Replace whatever an earlier ingestion left with this one's chunks, vectors and text, and mark it ready.
         Returns the user's new index version, the chunks added and those removed."""
-        removed = list((await session.exec(
-            select(RagChunk.id).where(RagChunk.resource_id == resource.id)
-        )).all())  # fmt: skip
-        await self._fulltext.delete_group(session, resource.id)
-        await session.exec(sa.delete(RagVector).where(
-            col(RagVector.chunk_id).in_(select(RagChunk.id).where(RagChunk.resource_id == resource.id))
-        ))  # fmt: skip
-        await session.exec(sa.delete(RagChunk).where(col(RagChunk.resource_id) == resource.id))
-        await session.exec(sa.delete(RagDocument).where(col(RagDocument.resource_id) == resource.id))
+        removed = await self._clear(session, resource.id)
         await session.flush()
         rows = [
             RagChunk(id=new_id("chk"), resource_id=resource.id, user_id=resource.user_id, ordinal=piece.ordinal,

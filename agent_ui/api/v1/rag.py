@@ -11,7 +11,7 @@ from agent_ui.deps import BODY_LIMIT_KEY, CurrentPrincipal, RequireScope, Servic
 from agent_ui.errors import ErrorEnvelope, documented_error
 from services.auth import Scope
 from services.container import Services
-from services.errors import UnsupportedMediaTypeError, UpstreamUnavailableError, ValidationFailedError
+from services.errors import UnsupportedMediaTypeError, ValidationFailedError
 from services.rag import RagService
 from services.rag.schemas import Passage, ResourceCreate, ResourceRead, SearchRequest, SearchResults
 from services.rag.service import Upload
@@ -49,10 +49,7 @@ _UPLOAD_BODY = {
 
 
 def rag(services: Services) -> RagService:
-    found = services.find(RagService)
-    if found is None:
-        raise UpstreamUnavailableError("RAG is disabled on this instance", code="rag_disabled")
-    return found
+    return services.get(RagService, "RAG is disabled on this instance", code="rag_disabled")
 
 
 @router.post(

@@ -15,7 +15,7 @@ from agent_ui.errors import ErrorEnvelope, documented_error
 from agent_ui.sse import event_stream
 from services.auth import Scope
 from services.container import Services
-from services.errors import DomainError, PayloadTooLargeError, UpstreamUnavailableError
+from services.errors import DomainError, PayloadTooLargeError
 from services.runs import RunEvent
 from services.sandbox import SandboxService
 from services.sandbox.base import ExecResult, OutputChunk
@@ -48,10 +48,7 @@ CREDITS: Responses = {402: documented_error("`insufficient_credits`: the balance
 
 
 def sandboxes(services: Services) -> SandboxService:
-    found = services.find(SandboxService)
-    if found is None:
-        raise UpstreamUnavailableError("sandboxes are disabled on this instance", code="sandboxes_disabled")
-    return found
+    return services.get(SandboxService, "sandboxes are disabled on this instance", code="sandboxes_disabled")
 
 
 @router.post(

@@ -857,3 +857,15 @@ async def test_ingestions_cut_short_by_a_restart_fail_with_a_reason_and_can_be_r
             again = await client.post(f"{RAG}/resources/{resource['id']}/reingest", headers=headers)
             assert (await ready(client, headers, again))["chunk_count"] == chunks
         assert [hit["resource_id"] for hit in await search(client, headers, "colza", mode="keyword")] == [waiting["id"]]
+
+
+@SQLITE_ONLY  # the database plays no part here
+@overrides(enabled=False)
+async def test_with_rag_turned_off_every_route_says_so(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+    user = await make_account()
+    for method, path, body in [("GET", "/resources", None), ("POST", "/search", {"query": "herons"}),
+                               ("POST", "/resources", {"text": "Herons nest in reeds."})]:  # fmt: skip
+        answer = await client.request(method, f"{RAG}{path}", json=body, headers=user.headers)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "rag_disabled"
+        assert answer.json()["error"]["message"] == "RAG is disabled on this instance"
