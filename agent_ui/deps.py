@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import Message
 
@@ -33,14 +34,14 @@ _bearer = HTTPBearer(auto_error=False, description="an `sk_...` API key or the a
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="the session cookie set by login")
 
 
-def get_services(request: Request) -> Services:
+def get_services(request: HTTPConnection) -> Services:
     return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def credential_of(request: Request) -> str | None:
+def credential_of(request: HTTPConnection) -> str | None:
     """The Bearer token if one is sent, else the session cookie."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -49,8 +50,8 @@ def credential_of(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
-async def resolve_principal(request: Request) -> Principal:
-    """Authenticate once per request; the result is kept on ``request.state``."""
+async def resolve_principal(request: HTTPConnection) -> Principal:
+    """Authenticate once per request (or WebSocket); the result is kept on ``request.state``."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached

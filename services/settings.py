@@ -139,7 +139,7 @@ class SandboxSettings(BaseModel):
 
     backend: Literal["auto", "docker", "local", "none"] = "auto"
     docker_host: str | None = None  # None: DOCKER_HOST, else agent-ui's own engine, else the default socket
-    image: str = "localhost/agent-ui-sandbox:python3.11-r1"
+    image: str = "localhost/agent-ui-sandbox:python3.11-r2"
     # The local backend's workspaces and its root filesystem (unpacked once). Default: /var/lib/agent-ui-sandbox
     # as root (sandboxes run as an unprivileged host user, who must reach it), else DATA_DIR/sandboxes.
     local_dir: Path | None = None
@@ -159,6 +159,11 @@ class SandboxSettings(BaseModel):
     max_upload_bytes: int = Field(default=50_000_000, ge=1024)
     reap_interval_s: float = Field(default=15, gt=0)
     warm_pool: WarmPoolSettings = WarmPoolSettings()
+    # Terminals: how many a sandbox may have open, how much output each keeps for a viewer who reattaches, and
+    # how long one with no viewer, no input and no output stays open.
+    max_terminals: int = Field(default=4, ge=1, le=64)
+    terminal_scrollback_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 2**20)
+    terminal_idle_s: float = Field(default=3600, gt=0)
 
 
 class CreditsSettings(BaseModel):

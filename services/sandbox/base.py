@@ -10,6 +10,11 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 WORKSPACE = "/workspace"
+# The sandbox user's home: /home/sandbox links here, so config files and shell history last as long as the
+# workspace does.
+HOME = "/workspace/.home"
+TERMINAL_ENV = {"TERM": "xterm-256color", "COLORTERM": "truecolor", "LANG": "C.UTF-8", "HOME": "/home/sandbox",
+                "PS1": "\\[\\e[1;32m\\]sandbox\\[\\e[0m\\]:\\[\\e[1;34m\\]\\w\\[\\e[0m\\]\\$ "}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,40 @@ class ExecResult:
 class OutputChunk:
     stream: Literal["stdout", "stderr"]
     text: str
+
+
+@dataclass(frozen=True)
+class PtySpec:
+    """A program to run on a terminal: ``argv`` (``argv[0]`` looked up on the sandbox's PATH), its window size,
+    extra environment and the folder it starts in. It runs as the sandbox user with ``TERM=xterm-256color`` and
+    ``HOME`` the persistent home (``/workspace/.home``)."""
+
+    argv: list[str]
+    rows: int
+    cols: int
+    workdir: str = WORKSPACE
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class PtyProcess(Protocol):
+    """A program on a pseudo-terminal inside a sandbox: bytes both ways, a window size, an end."""
+
+    exit_code: int | None  # set once the program has exited (None while it runs, or when no code is known)
+
+    async def read(self) -> bytes:
+        """The next output as it comes; ``b""`` once the program has exited and its output is all read."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Input as if typed (``\x03`` is Ctrl-C). Raises ``ConflictError`` once the program has ended."""
+        ...
+
+    async def resize(self, rows: int, cols: int) -> None: ...
+
+    async def close(self) -> None:
+        """Hang up: the program and what it runs in the foreground are killed (background jobs started with
+        ``nohup`` or ``setsid`` live on, as after closing a real terminal). Safe to call twice."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -92,6 +131,11 @@ class SandboxBackend(Protocol):
         """Run ``sh -c command``, yielding output as it comes and the result last (``result_of`` waits for it).
         Killed after ``timeout_s``; each stream kept up to ``max_output`` bytes. Closing the stream before its
         result (a reader that leaves, a stopped run) kills the command and everything it started."""
+        ...
+
+    async def open_pty(self, ref: str, spec: PtySpec) -> PtyProcess:
+        """Start ``spec.argv`` on a new pseudo-terminal in the sandbox, in the same namespaces as its commands (a
+        server a command started is reachable from the terminal, and the other way round)."""
         ...
 
     async def put_file(self, ref: str, path: str, data: bytes) -> None:

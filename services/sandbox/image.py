@@ -16,9 +16,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from services.sandbox.base import HOME
+
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"  # 2: /home/sandbox is /workspace/.home
 IMAGE_REPOSITORY = "localhost/agent-ui-sandbox"
 IMAGE_TAG = f"python3.11-r{RECIPE_VERSION}"
 IMAGE = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
@@ -99,11 +101,11 @@ def build_rootfs(target: io.BufferedIOBase) -> None:
         for directory, mode, uid in [("bin", 0o755, 0), ("etc", 0o755, 0), ("usr", 0o755, 0), ("usr/bin", 0o755, 0),
                                      ("usr/local", 0o755, 0), ("usr/local/bin", 0o755, 0), ("tmp", 0o1777, 0),
                                      ("proc", 0o555, 0), ("sys", 0o555, 0), ("dev", 0o755, 0),
-                                     ("home", 0o755, 0), ("home/sandbox", 0o755, SANDBOX_UID),
-                                     ("workspace", 0o755, SANDBOX_UID)]:  # fmt: skip
+                                     ("home", 0o755, 0), ("workspace", 0o755, SANDBOX_UID)]:  # fmt: skip
             _add_dir(tar, directory, mode=mode, uid=uid)
             added.add(directory)
-        for link, points_to in [("lib", "usr/lib"), ("lib64", "usr/lib64")]:  # merged /usr, as on the host
+        # merged /usr, as on the host; the home lives in the workspace (config files and history last with it)
+        for link, points_to in [("lib", "usr/lib"), ("lib64", "usr/lib64"), ("home/sandbox", HOME)]:
             info = tarfile.TarInfo(link)
             info.type, info.linkname = tarfile.SYMTYPE, points_to
             tar.addfile(info)

@@ -108,3 +108,40 @@ class FileEntryRead(BaseModel):
 class DirectoryListing(BaseModel):
     path: str
     entries: list[FileEntryRead]
+
+
+# A program to start on a terminal: a name on the sandbox's PATH or an absolute path inside it.
+Program = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./+-]{1,255}$")]
+Argument = Annotated[str, Field(max_length=4096), AfterValidator(no_nul)]
+
+
+class TerminalCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: int = Field(default=24, ge=2, le=500)
+    cols: int = Field(default=80, ge=10, le=1000)
+    shell: Program = "sh"
+    args: list[Argument] = Field(default_factory=list, max_length=64)
+    workdir: WorkspacePath | None = Field(default=None, max_length=MAX_PATH_BYTES)
+    env: Env = Field(default_factory=dict)
+
+
+class TerminalResize(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["resize"]
+    rows: int = Field(ge=2, le=500)
+    cols: int = Field(ge=10, le=1000)
+
+
+class TerminalRead(BaseModel):
+    id: str
+    sandbox_id: str
+    shell: str
+    args: list[str]
+    rows: int
+    cols: int
+    status: Literal["running", "exited"]
+    exit_code: int | None
+    created_at: datetime
+    last_active_at: datetime
+    # Viewers attached now (WebSocket clients and open pages).
+    attached: int

@@ -40,6 +40,7 @@ from services.sandbox.base import (
     LabelledSandbox,
     Limits,
     OutputChunk,
+    PtySpec,
     SandboxBackend,
     SandboxSpec,
     result_of,
@@ -51,8 +52,11 @@ from services.sandbox.schemas import (
     SandboxCreate,
     SandboxDetail,
     SandboxRead,
+    TerminalCreate,
+    TerminalRead,
     check_workspace_path,
 )
+from services.sandbox.terminals import Terminal, Terminals
 from services.settings import CreditsSettings, SandboxSettings
 
 log = logging.getLogger(__name__)
@@ -103,6 +107,7 @@ class SandboxService:
         self._clock = clock
         self._reaper = Periodic("sandbox-reaper", settings.reap_interval_s, self.reap)
         self.pool = WarmPool(self.backend, size=0, make_spec=self._pool_spec)
+        self.terminals = Terminals(settings, clock)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -127,6 +132,7 @@ class SandboxService:
             self.choice = "none usable: " + "; ".join(reasons)
             log.warning("sandboxes: %s", self.choice)
         self._reaper.start()
+        self.terminals.start()
 
     def describe(self) -> str:
         """Which backend, why, and how warm: what health and /config tell users."""
@@ -137,6 +143,7 @@ class SandboxService:
 
     async def stop(self) -> None:
         await self._reaper.stop()
+        await self.terminals.stop()
         await self.pool.stop()
 
     def _limits(self, cpu: float, memory_mb: int) -> Limits:
@@ -348,12 +355,14 @@ class SandboxService:
             await self._destroy(sandbox, reason="destroyed by user")
 
     async def _destroy(self, sandbox: Sandbox, *, reason: str) -> None:
+        await self.terminals.close_sandbox(sandbox.id, f"the sandbox was destroyed ({reason})")
         if sandbox.ref:
             await self.backend.destroy(sandbox.ref)
         await self._finish(sandbox, reason=reason)
 
     async def _finish(self, sandbox: Sandbox, *, reason: str) -> None:
         """Mark destroyed and charge the minutes it lived (at least one), releasing its holds."""
+        await self.terminals.close_sandbox(sandbox.id, f"the sandbox was destroyed ({reason})")
         now = self._clock()
         minutes = max(1, math.ceil((min(now, sandbox.expires_at) - sandbox.created_at).total_seconds() / 60))
         cost = self._price_per_minute * minutes
@@ -382,6 +391,32 @@ class SandboxService:
         if sandbox.status not in LIVE or sandbox.ref is None:
             raise NotFoundError("sandbox not found or no longer running")
         return sandbox
+
+    # -- terminals -----------------------------------------------------------------------------------------
+
+    async def open_terminal(self, user_id: str, sandbox_id: str, request: TerminalCreate) -> TerminalRead:
+        """A program (a shell by default) on a new pseudo-terminal in the sandbox; 429 past the setting's count."""
+        sandbox = await self._live(user_id, sandbox_id)
+        assert sandbox.ref is not None
+        self.terminals.check_room(sandbox.id)
+        spec = PtySpec(argv=[request.shell, *request.args], rows=request.rows, cols=request.cols,
+                       workdir=workspace_path(request.workdir), env=dict(request.env))  # fmt: skip
+        process = await self.backend.open_pty(sandbox.ref, spec)
+        terminal = self.terminals.add(sandbox_id=sandbox.id, user_id=user_id, shell=request.shell, args=request.args,
+                                      rows=request.rows, cols=request.cols, process=process)  # fmt: skip
+        return terminal.read()
+
+    async def list_terminals(self, user_id: str, sandbox_id: str) -> builtins.list[TerminalRead]:
+        sandbox = await self._live(user_id, sandbox_id)
+        return [terminal.read() for terminal in self.terminals.of_sandbox(sandbox.id)]
+
+    async def terminal(self, user_id: str, sandbox_id: str, terminal_id: str) -> Terminal:
+        """One of the caller's open terminals (404 for another's, as for their sandboxes)."""
+        sandbox = await self._live(user_id, sandbox_id)
+        return self.terminals.get(sandbox.id, terminal_id)
+
+    async def close_terminal(self, user_id: str, sandbox_id: str, terminal_id: str) -> None:
+        await (await self.terminal(user_id, sandbox_id, terminal_id)).close("closed")
 
     # -- exec and files -------------------------------------------------------------------------------
 

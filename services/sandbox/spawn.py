@@ -10,64 +10,93 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
+import select
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
-class Spawned:
+class Child:
+    """A started child, its exit awaited on a pidfd."""
+
     pid: int
-    stdout: asyncio.StreamReader
-    stderr: asyncio.StreamReader
     _pidfd: int
-    _pipes: list[asyncio.BaseTransport]
     returncode: int | None = None
+    _exited: asyncio.Future[None] | None = None
 
     async def wait(self) -> int:
-        """The exit code, negative for a signal (as ``subprocess`` reports it)."""
+        """The exit code, negative for a signal (as ``subprocess`` reports it). Any number may wait at once."""
         if self.returncode is None:
-            loop = asyncio.get_running_loop()
-            exited = loop.create_future()
+            if self._exited is None:
+                loop = asyncio.get_running_loop()
+                self._exited = exited = loop.create_future()
 
-            def on_exit() -> None:
-                if not exited.done():
-                    exited.set_result(None)
+                def on_exit() -> None:
+                    loop.remove_reader(self._pidfd)
+                    _, status = os.waitpid(self.pid, 0)  # it has exited: the pidfd said so
+                    os.close(self._pidfd)
+                    self.returncode = os.waitstatus_to_exitcode(status)
+                    if not exited.done():
+                        exited.set_result(None)
 
-            loop.add_reader(self._pidfd, on_exit)
-            try:
-                await exited
-            finally:
-                loop.remove_reader(self._pidfd)
-            _, status = os.waitpid(self.pid, 0)  # noqa: ASYNC222  (it has exited: the pidfd said so)
-            self.returncode = os.waitstatus_to_exitcode(status)
-            os.close(self._pidfd)
+                loop.add_reader(self._pidfd, on_exit)
+            await asyncio.shield(self._exited)
+        assert self.returncode is not None
         return self.returncode
+
+    @property
+    def running(self) -> bool:
+        """Whether it has not exited yet (a zombie counts as exited)."""
+        if self.returncode is not None:
+            return False
+        return not select.select([self._pidfd], [], [], 0)[0]
+
+    def kill_group(self) -> None:
+        """SIGKILL the child's whole process group (it leads its own session)."""
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+
+@dataclass
+class Spawned(Child):
+    stdout: asyncio.StreamReader = field(default_factory=asyncio.StreamReader)
+    stderr: asyncio.StreamReader = field(default_factory=asyncio.StreamReader)
+    _pipes: list[asyncio.BaseTransport] = field(default_factory=list)
 
     def close(self) -> None:
         """Stop reading: output the child still writes goes nowhere (it gets SIGPIPE)."""
         for pipe in self._pipes:
             pipe.close()
 
-    def kill_group(self) -> None:
-        """SIGKILL the child's whole session (it is its own process group)."""
-        if self.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
+
+def spawn_child(argv: list[str], *, env: dict[str, str], fds: dict[int, int]) -> Child:
+    """Start ``argv`` (``argv[0]`` an absolute path) leading a new session, with ``fds`` as its descriptors
+    (target: source; at least 0, 1 and 2). A vfork: it returns once the child has exec'd."""
+    # Copies above the targets: a source that is already some target's number would be overwritten first, or
+    # (dup2 onto itself) keep its close-on-exec flag.
+    copies = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, 10) for target, source in fds.items()}
+    try:
+        pid = os.posix_spawn(
+            argv[0], argv, env, setsid=True,
+            file_actions=[(os.POSIX_SPAWN_DUP2, source, target) for target, source in sorted(copies.items())],
+        )  # fmt: skip
+    finally:
+        for copy in copies.values():
+            os.close(copy)
+    return Child(pid=pid, _pidfd=os.pidfd_open(pid))
 
 
 async def spawn(argv: list[str], *, env: dict[str, str]) -> Spawned:
-    """``argv[0]`` must be an absolute path. stdin is /dev/null; the child leads a new session."""
+    """``argv[0]`` must be an absolute path. stdin is /dev/null, stdout and stderr are read by the loop."""
     loop = asyncio.get_running_loop()
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     devnull = os.open(os.devnull, os.O_RDONLY)
     try:
-        pid = os.posix_spawn(  # noqa: ASYNC221  (a vfork: returns once the child has exec'd)
-            argv[0], argv, env, setsid=True,
-            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, out_write, 1),
-                          (os.POSIX_SPAWN_DUP2, err_write, 2)],
-        )  # fmt: skip
+        child = spawn_child(argv, env=env, fds={0: devnull, 1: out_write, 2: err_write})
     except BaseException:
         for fd in (out_read, err_read):
             os.close(fd)
@@ -75,7 +104,6 @@ async def spawn(argv: list[str], *, env: dict[str, str]) -> Spawned:
     finally:
         for fd in (out_write, err_write, devnull):
             os.close(fd)
-    pidfd = os.pidfd_open(pid)
     readers: list[asyncio.StreamReader] = []
     pipes: list[asyncio.BaseTransport] = []
     for fd in (out_read, err_read):
@@ -86,4 +114,4 @@ async def spawn(argv: list[str], *, env: dict[str, str]) -> Spawned:
         )
         readers.append(reader)
         pipes.append(pipe)
-    return Spawned(pid=pid, stdout=readers[0], stderr=readers[1], _pidfd=pidfd, _pipes=pipes)
+    return Spawned(pid=child.pid, _pidfd=child._pidfd, stdout=readers[0], stderr=readers[1], _pipes=pipes)

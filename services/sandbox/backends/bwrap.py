@@ -1,9 +1,16 @@
 """Sandboxes without an engine: bubblewrap on the same root filesystem as the Docker image.
 
-Every exec is a fresh ``bwrap`` with every namespace unshared (no network but loopback), all
-capabilities dropped, uid 1000, the image's root filesystem read-only, and the sandbox's own workspace
-directory at /workspace. Memory, processes and CPU are limited through cgroups v1 (rlimits where cgroups
-cannot be written, which health reports). Without bubblewrap it refuses to run rather than run unisolated.
+Each sandbox has one long-lived ``bwrap`` (its init) with every namespace unshared (no network but loopback),
+all capabilities dropped, uid 1000, the image's root filesystem read-only, the sandbox's own workspace
+directory at /workspace and its own /tmp. Commands and terminals join the init's namespaces with ``nsenter``
+(as the unprivileged host user, with no new privileges), so a server or a REPL one of them starts is there for
+the next, until the sandbox is destroyed or this process exits (the init dies with it). Memory, processes and
+CPU are limited through cgroups v1 (rlimits where cgroups cannot be written, which health reports). Without
+bubblewrap it refuses to run rather than run unisolated.
+
+The init's /dev holds only null, zero, full, random, urandom and tty: a devpts of its own would need root
+mapped inside, which makes bubblewrap nest a second user namespace that nothing can join. Terminals are
+therefore pseudo-terminals of the host, handed to the program inside as its controlling terminal.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import math
 import os
 import shutil
 import signal
+import struct
 import tarfile
+import termios
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -34,16 +43,19 @@ from services.errors import (
     ValidationFailedError,
 )
 from services.sandbox.base import (
+    HOME,
+    TERMINAL_ENV,
     WORKSPACE,
     ExecResult,
     FileEntry,
     LabelledSandbox,
     OutputChunk,
+    PtySpec,
     SandboxSpec,
     create_or_undo,
 )
 from services.sandbox.image import RECIPE_VERSION, SANDBOX_UID, build_rootfs
-from services.sandbox.spawn import spawn
+from services.sandbox.spawn import Child, spawn, spawn_child
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The host user sandboxes run as (inside they are uid 1000): unprivileged, owning only workspaces.
@@ -52,6 +64,11 @@ CONTROLLERS = ("memory", "pids", "cpu")
 PATH = "/usr/local/bin:/usr/bin:/bin"
 T = TypeVar("T")
 GONE = "sandbox not found or no longer running"
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# Inside a joined sandbox: go to the folder (``$1``), then run the rest.
+IN_FOLDER = 'cd "$1" || exit 126; shift; exec "$@"'
+# A terminal's program: its home made again if it was removed, then the folder, falling back to /workspace.
+ON_TERMINAL = f'mkdir -p {HOME} 2>/dev/null; cd "$1" 2>/dev/null || cd {WORKSPACE}; shift; exec "$@"'
 
 
 def domain_error(exc: OSError) -> DomainError:
@@ -68,6 +85,22 @@ def domain_error(exc: OSError) -> DomainError:
         return QuotaExceededError("the workspace is full", code="disk_quota")
     return UpstreamUnavailableError("the local sandbox backend failed to carry out the request",
                                     code="sandbox_engine_error")  # fmt: skip
+
+
+def _read_info(fd: int) -> str:
+    """What a starting init writes on ``fd``: JSON read until it parses, or a line (blocking; closes ``fd``)."""
+    data = b""
+    try:
+        while chunk := os.read(fd, 4096):
+            data += chunk
+            if data.endswith(b"\n") and not data.startswith(b"{"):
+                break
+            with contextlib.suppress(ValueError):
+                json.loads(data)
+                break
+        return data.decode(errors="replace")
+    finally:
+        os.close(fd)
 
 
 def ensure_rootfs(cache_dir: Path) -> Path:
@@ -110,6 +143,10 @@ class LocalSandboxBackend:
         self._rootfs: Path | None = None
         self._bwrap = shutil.which("bwrap")
         self._setpriv = shutil.which("setpriv")
+        self._nsenter = shutil.which("nsenter")
+        # Each sandbox's init (the outer bwrap) and the host pid of the process whose namespaces commands join.
+        self._inits: dict[str, tuple[Child, int]] = {}
+        self._init_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def uses_cgroups(self) -> bool:
@@ -136,9 +173,9 @@ class LocalSandboxBackend:
         if self._bwrap is None:
             raise UpstreamUnavailableError("bubblewrap is not installed (apt-get install bubblewrap): "
                                            "the local backend will not run without isolation")  # fmt: skip
-        if os.geteuid() == 0 and self._setpriv is None:
-            raise UpstreamUnavailableError("setpriv (util-linux) is needed to run local sandboxes as an "
-                                           "unprivileged user")  # fmt: skip
+        if self._setpriv is None or self._nsenter is None:
+            raise UpstreamUnavailableError("setpriv and nsenter (util-linux) are needed to run local sandboxes "
+                                           "unprivileged and to keep their processes")  # fmt: skip
         if self._rootfs is None:
             self._rootfs = await asyncio.to_thread(ensure_rootfs, self._cache_dir)
         limits = "cgroups v1" if self.uses_cgroups else "rlimits only (cgroups are not writable)"
@@ -167,6 +204,8 @@ class LocalSandboxBackend:
             base.chmod(0o755)
             (base / "workspace").mkdir()
             self._own(base / "workspace")
+            (base / "workspace" / ".home").mkdir()
+            self._own(base / "workspace" / ".home")
             meta = {"instance": self._instance, "owner": self._owner, "sandbox_id": spec.sandbox_id,
                     "user_id": spec.user_id,
                     "env": spec.env, "memory_mb": spec.limits.memory_mb, "pids": spec.limits.pids,
@@ -185,32 +224,99 @@ class LocalSandboxBackend:
                 (cpu / "cpu.cfs_period_us").write_text("100000")
                 (cpu / "cpu.cfs_quota_us").write_text(str(int(spec.limits.cpu * 100000)))
 
+        async def make_and_start() -> str:
+            made = await asyncio.to_thread(make)
+            try:
+                await self._init(made)
+            except BaseException:
+                await self.destroy(made)
+                raise
+            return made
+
         try:
-            return await create_or_undo(asyncio.to_thread(make), self.destroy)
+            return await create_or_undo(make_and_start(), self.destroy)
         except OSError as exc:
             raise UpstreamUnavailableError("the local sandbox backend could not start the sandbox",
                                            code="sandbox_engine_error") from exc  # fmt: skip
 
-    def _argv(self, ref: str, command: str, timeout_s: float, workdir: str, env: dict[str, str]) -> list[str]:
+    def _init_argv(self, ref: str) -> list[str]:
+        """The sandbox's init: bwrap holding the namespaces, its own /tmp, a minimal /dev. bwrap writes the pid
+        on fd 3 as soon as it has cloned, before the sandbox is set up; the program inside says "ready" on fd 4
+        once it runs, so nothing joins a sandbox half made (whose mounts would still be the host's)."""
         assert self._bwrap is not None and self._rootfs is not None
-        argv = [
+        devices = [arg for name in DEVICES for arg in ("--dev-bind", f"/dev/{name}", f"/dev/{name}")]
+        return [
             self._bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
             "--ro-bind", str(self._rootfs), "/", "--bind", str(self._dir(ref) / "workspace"), WORKSPACE,
-            "--tmpfs", "/tmp", "--tmpfs", "/home/sandbox", "--proc", "/proc", "--dev", "/dev",  # noqa: S108
-            "--chdir", workdir, "--clearenv", "--setenv", "PATH", PATH, "--setenv", "HOME", "/home/sandbox",
-            "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+            "--tmpfs", "/tmp", "--proc", "/proc", "--tmpfs", "/dev", *devices,  # noqa: S108
+            "--chdir", WORKSPACE, "--clearenv", "--info-fd", "3", "--",
+            "/bin/sh", "-c", "echo ready >&4; exec 3>&- 4>&- sleep 2147483647",
         ]  # fmt: skip
-        for name, value in env.items():
-            argv += ["--setenv", name, value]
-        return [*argv, "--", "timeout", "-s", "KILL", str(max(1, math.ceil(timeout_s))), "sh", "-c", command]
+
+    async def _init(self, ref: str) -> int:
+        """The host pid whose namespaces the sandbox's commands join, starting its init if none runs (at create,
+        or again after something inside killed it: the workspace is kept, processes are not)."""
+        lock = self._init_locks.setdefault(ref, asyncio.Lock())
+        async with lock:
+            known = self._inits.get(ref)
+            if known is not None and known[0].running:
+                return known[1]
+            await self.ping()
+            meta = await self._meta(ref)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            info_read, info_write = os.pipe()
+            ready_read, ready_write = os.pipe()
+            try:
+                init = spawn_child([*self._launcher(ref, meta), *self._init_argv(ref)], env={"PATH": "/usr/bin:/bin"},
+                                   fds={0: devnull, 1: devnull, 2: devnull, 3: info_write, 4: ready_write})  # fmt: skip
+            finally:
+                for fd in (devnull, info_write, ready_write):
+                    os.close(fd)
+            try:
+                async with asyncio.timeout(30):
+                    info = await asyncio.to_thread(_read_info, info_read)
+                    ready = await asyncio.to_thread(_read_info, ready_read)
+                if ready != "ready\n":
+                    raise ValueError("the sandbox's init did not start")
+                pid = int(json.loads(info)["child-pid"])
+            except (TimeoutError, ValueError, KeyError) as exc:
+                init.kill_group()
+                await init.wait()
+                raise UpstreamUnavailableError("the local sandbox backend could not start the sandbox",
+                                               code="sandbox_engine_error") from exc  # fmt: skip
+            self._inits[ref] = (init, pid)
+            return pid
+
+    async def _meta(self, ref: str) -> dict[str, object]:
+        try:
+            return json.loads(await asyncio.to_thread((self._dir(ref) / "meta.json").read_text))
+        except (OSError, ValueError) as exc:  # destroyed in between
+            raise NotFoundError(GONE, code="sandbox_not_found") from exc
+
+    async def _joined(self, ref: str, inner: list[str]) -> list[str]:
+        """argv that runs ``inner`` inside the sandbox: confined (see :meth:`_launcher`), then joined to the
+        init's namespaces as uid 1000 with no capabilities and no new privileges."""
+        if not self._dir(ref).exists():
+            raise NotFoundError(GONE, code="sandbox_not_found")
+        pid = await self._init(ref)
+        meta = await self._meta(ref)
+        assert self._nsenter is not None
+        join = [self._nsenter, "-t", str(pid), "-U", "-m", "-p", "-n", "-i", "-u", "-C", "--preserve-credentials",
+                "--"]  # fmt: skip
+        return [*self._launcher(ref, meta, no_new_privs=True), *join, *inner]
+
+    @staticmethod
+    def _environment(env: dict[str, str]) -> list[str]:
+        """``env -i`` and the assignments: nothing of this process's environment reaches the sandbox."""
+        return ["env", "-i", *(f"{name}={value}" for name, value in env.items())]
 
     @staticmethod
     def _own(path: Path) -> None:
         if os.geteuid() == 0:
             os.chown(path, HOST_UID, HOST_GID)
 
-    def _launcher(self, ref: str, meta: dict[str, object]) -> list[str]:
+    def _launcher(self, ref: str, meta: dict[str, object], *, no_new_privs: bool = False) -> list[str]:
         """The argv that confines a command before bwrap starts it: join the sandbox's cgroups (or set an
         rlimit), then, as root, become the unprivileged host user, so nothing in the sandbox is root on the
         host, even mapped. A shell rather than ``preexec_fn``: the spawn is a vfork that never stalls the event
@@ -220,26 +326,23 @@ class LocalSandboxBackend:
         else:
             address_space_kb = int(str(meta["memory_mb"])) * 4 * 1024  # address space, not RSS: a loose bound
             steps = [f"ulimit -v {address_space_kb}"]
-        drop = []
+        assert self._setpriv is not None
+        drop = [self._setpriv, *(["--no-new-privs"] if no_new_privs else [])]
         if os.geteuid() == 0:
-            assert self._setpriv is not None
-            drop = [self._setpriv, f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups"]
+            drop += [f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups"]
         return ["/bin/sh", "-c", " && ".join([*steps, 'exec "$@"']), "sandbox-launch", *drop]
 
     async def exec_stream(
         self, ref: str, command: str, *, timeout_s: float, workdir: str, env: dict[str, str], max_output: int
     ) -> AsyncIterator[OutputChunk | ExecResult]:
-        await self.ping()
-        if not self._dir(ref).exists():
-            raise NotFoundError(GONE, code="sandbox_not_found")
-        try:
-            meta = json.loads((self._dir(ref) / "meta.json").read_text())
-        except OSError as exc:  # destroyed in between
-            raise NotFoundError(GONE, code="sandbox_not_found") from exc
+        meta = await self._meta(ref)
+        environment = {"PATH": PATH, "HOME": "/home/sandbox", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+                       **meta.get("env", {}), **env}  # type: ignore[dict-item]  # fmt: skip
+        inner = ["/bin/sh", "-c", IN_FOLDER, "sandbox-exec", workdir, *self._environment(environment),
+                 "timeout", "-s", "KILL", str(max(1, math.ceil(timeout_s))), "sh", "-c", command]  # fmt: skip
+        argv = await self._joined(ref, inner)
         started = time.monotonic()
-        process = await spawn([*self._launcher(ref, meta), *self._argv(ref, command, timeout_s, workdir,
-                                                                        {**meta.get("env", {}), **env})],
-                              env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+        process = await spawn(argv, env={"PATH": "/usr/bin:/bin"})
         queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
         kept = {"stdout": 0, "stderr": 0}
         out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
@@ -395,8 +498,30 @@ class LocalSandboxBackend:
         shutil.rmtree(self._dir(ref), ignore_errors=True)
 
     async def destroy(self, ref: str) -> None:
+        init = self._inits.pop(ref, (None, 0))[0]
+        self._init_locks.pop(ref, None)
+        if init is not None:  # its pid namespace goes with it: every command and terminal inside is killed
+            init.kill_group()
+            await init.wait()
         if self._dir(ref).exists() or any((CGROUP_ROOT / c / "agent-ui" / ref).exists() for c in CONTROLLERS):
             await asyncio.to_thread(self._remove, ref)
+
+    async def open_pty(self, ref: str, spec: PtySpec) -> LocalPty:
+        environment = {"PATH": PATH, **TERMINAL_ENV, **spec.env}
+        inner = ["/bin/setsid", "-c", *self._environment(environment), "sh", "-c", ON_TERMINAL, "agent-ui-terminal",
+                 spec.workdir, *spec.argv]  # fmt: skip
+        argv = await self._joined(ref, inner)
+        master, slave = os.openpty()
+        try:
+            os.set_blocking(master, False)
+            _set_size(master, spec.rows, spec.cols)
+            child = spawn_child(argv, env={"PATH": "/usr/bin:/bin"}, fds={0: slave, 1: slave, 2: slave})
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        return LocalPty(master, child)
 
     async def list_labelled(self) -> list[LabelledSandbox]:
         def listing() -> list[LabelledSandbox]:
@@ -413,3 +538,91 @@ class LocalSandboxBackend:
             return found
 
         return await asyncio.to_thread(listing)
+
+
+def _set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+class LocalPty:
+    """A host pseudo-terminal whose other side is the controlling terminal of a program inside the sandbox.
+    Its master is read and written by the event loop (non-blocking); closing it hangs the terminal up."""
+
+    def __init__(self, master: int, child: Child) -> None:
+        self._master = master
+        self._child = child
+        self._closed = False
+        self._waiting: set[Callable[[], None]] = set()
+        self.exit_code: int | None = None
+
+    async def _ready(self, add: Callable[..., None], remove: Callable[[int], object]) -> None:
+        """Until the master can be read (or written), or the terminal is closed."""
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        add(self._master, wake)
+        self._waiting.add(wake)
+        try:
+            await ready
+        finally:
+            self._waiting.discard(wake)
+            if not self._closed:
+                remove(self._master)
+
+    async def read(self) -> bytes:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            try:
+                data = os.read(self._master, 65536)
+            except BlockingIOError:
+                await self._ready(loop.add_reader, loop.remove_reader)
+                continue
+            except OSError:  # EIO: the program and everything holding the terminal are gone
+                data = b""
+            if data:
+                return data
+            break
+        await self._reap()
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        view = memoryview(data)
+        while view:
+            if self._closed:
+                raise ConflictError("the terminal has ended", code="terminal_closed")
+            try:
+                view = view[os.write(self._master, view) :]
+            except BlockingIOError:
+                await self._ready(loop.add_writer, loop.remove_writer)
+            except OSError as exc:
+                raise ConflictError("the terminal has ended", code="terminal_closed") from exc
+
+    async def resize(self, rows: int, cols: int) -> None:
+        if not self._closed:
+            _set_size(self._master, rows, cols)  # the kernel tells the foreground program (SIGWINCH)
+
+    async def _reap(self) -> None:
+        """Wait for the joining process; one the hang-up did not end within a second is killed."""
+        try:
+            code = await asyncio.wait_for(asyncio.shield(self._child.wait()), 1)
+        except TimeoutError:
+            self._child.kill_group()
+            code = await self._child.wait()
+        self.exit_code = code if code >= 0 else 128 - code
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._master)
+        loop.remove_writer(self._master)
+        for wake in list(self._waiting):  # a read or write waiting on the master ends (read gives b"")
+            wake()
+        os.close(self._master)  # the hang-up: SIGHUP to the program's session
+        await self._reap()

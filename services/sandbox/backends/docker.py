@@ -10,6 +10,7 @@ import math
 import posixpath
 import queue
 import secrets
+import socket
 import tarfile
 import threading
 import time
@@ -26,11 +27,15 @@ from services.errors import (
     ValidationFailedError,
 )
 from services.sandbox.base import (
+    HOME,
+    TERMINAL_ENV,
     WORKSPACE,
     ExecResult,
     FileEntry,
     LabelledSandbox,
     OutputChunk,
+    PtyProcess,
+    PtySpec,
     SandboxSpec,
     create_or_undo,
 )
@@ -44,10 +49,21 @@ LABEL_APP = "agent-ui.sandbox"
 LABEL_OWNER = "agent-ui.owner"
 # A sandbox's container and volume are both named this and its id.
 NAME_PREFIX = "agent-ui-"
-# Kills an exec's wrapper and every process it started (the tree under the pid the wrapper wrote down).
+# Kills an exec's wrapper and every process it started (the tree under the pid the wrapper wrote down). With a
+# second argument "hangup" (a terminal closed), what ignores SIGHUP (as nohup makes it) lives on, as after closing a
+# real terminal; the program itself never does.
 KILL_TREE = (
     "import os, signal, sys, time\n"
     "path = '/tmp/.agent-ui-exec-' + sys.argv[1]\n"
+    "hangup = sys.argv[2:] == ['hangup']\n"
+    "def ignores_hangup(pid):\n"
+    "    try:\n"
+    "        for line in open('/proc/%d/status' % pid):\n"
+    "            if line.startswith('SigIgn:'):\n"
+    "                return bool(int(line.split()[1], 16) & 1)\n"
+    "    except (OSError, ValueError, IndexError):\n"
+    "        pass\n"
+    "    return False\n"
     "for _ in range(50):\n"
     "    try:\n"
     "        root = int(open(path).read()); break\n"
@@ -68,6 +84,8 @@ KILL_TREE = (
     "while todo:\n"
     "    pid = todo.pop(); doomed.append(pid); todo += children.get(pid, [])\n"
     "for pid in doomed:\n"
+    "    if hangup and pid != root and ignores_hangup(pid):\n"
+    "        continue\n"
     "    try:\n"
     "        os.kill(pid, signal.SIGKILL)\n"
     "    except OSError:\n"
@@ -77,6 +95,9 @@ KILL_TREE = (
     "except OSError:\n"
     "    pass\n"
 )
+# A terminal's output is read in chunks of up to this many bytes, at most PTY_QUEUED of them waiting for the reader.
+PTY_CHUNK = 65536
+PTY_QUEUED = 16
 LIST_DIR = (
     "import json, os, sys\n"
     "out = []\n"
@@ -192,7 +213,7 @@ class DockerSandboxBackend:
             volume = client.volumes.create(name=name, labels=labels)
             return client.containers.create(
                 spec.image,
-                command=["sleep", "2147483647"],
+                command=["sh", "-c", f"mkdir -p {HOME}; exec sleep 2147483647"],  # the home lives in the workspace
                 name=name,
                 init=True,
                 user=f"{SANDBOX_UID}:{SANDBOX_UID}",
@@ -201,7 +222,7 @@ class DockerSandboxBackend:
                 labels=labels,
                 network_mode="bridge" if spec.network else "none",
                 read_only=True,
-                tmpfs={"/tmp": "rw,nosuid,nodev,size=64m", "/home/sandbox": "rw,nosuid,nodev,size=16m,uid=1000"},  # noqa: S108
+                tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},  # noqa: S108
                 volumes={volume.name: {"bind": WORKSPACE, "mode": "rw"}},
                 mem_limit=f"{spec.limits.memory_mb}m",
                 memswap_limit=f"{spec.limits.memory_mb}m",
@@ -307,6 +328,43 @@ class DockerSandboxBackend:
             if not ended:  # the reader left or the run was stopped: the command must not run on
                 with contextlib.suppress(Exception):
                     await self._sh(ref, "python3", "-c", KILL_TREE, tag)
+
+    async def open_pty(self, ref: str, spec: PtySpec) -> PtyProcess:
+        """An exec with a TTY whose hijacked connection carries the terminal both ways. Its wrapper writes its pid
+        under a tag (the engine cannot kill an exec: closing kills the tree under it) and sets the window size
+        before the program starts (the engine's resize comes after the start, too late for the program's first
+        look)."""
+        tag = secrets.token_hex(8)
+        script = ('echo $$ > "/tmp/.agent-ui-exec-$1"; mkdir -p "$5" 2>/dev/null; '
+                  'stty rows "$3" cols "$4" 2>/dev/null; '
+                  f'cd "$2" 2>/dev/null || cd {WORKSPACE}; shift 5; exec "$@"')  # fmt: skip
+        command = ["sh", "-c", script, "agent-ui-terminal", tag, spec.workdir, str(spec.rows), str(spec.cols), HOME,
+                   *spec.argv]  # fmt: skip
+
+        def start() -> tuple[str, Any]:
+            api = self._docker().api
+            exec_id = api.exec_create(ref, command, stdin=True, tty=True, user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                                      environment={**TERMINAL_ENV, **spec.env}, workdir=WORKSPACE)["Id"]  # fmt: skip
+            return exec_id, api.exec_start(exec_id, socket=True, tty=True)
+
+        starting = asyncio.ensure_future(self._call(start))
+        try:
+            exec_id, connection = await asyncio.shield(starting)
+        except asyncio.CancelledError:  # the start runs on in its thread: what it started is hung up
+
+            async def hang_up() -> None:
+                with contextlib.suppress(Exception):
+                    await DockerPty(self, ref, tag, *await starting).close()
+
+            await asyncio.shield(asyncio.ensure_future(hang_up()))
+            raise
+        pty = DockerPty(self, ref, tag, exec_id, connection)
+        try:
+            await pty.resize(spec.rows, spec.cols)
+        except BaseException:
+            await asyncio.shield(pty.close())
+            raise
+        return pty
 
     async def _sh(self, ref: str, *argv: str) -> tuple[int, str, str]:
         def run() -> tuple[int, str, str]:
@@ -421,6 +479,139 @@ class DockerSandboxBackend:
                                     labels.get(LABEL_OWNER, "")) for ref, labels in found]  # fmt: skip
 
         return await self._call(listing)
+
+
+class DockerPty:
+    """A program on a terminal in a container: an exec with a TTY and its hijacked connection. One thread per
+    terminal reads the connection (a blocking read) into a small queue the event loop takes from: a program that
+    writes faster than its reader waits, as on a real terminal, instead of filling memory."""
+
+    def __init__(self, backend: DockerSandboxBackend, ref: str, tag: str, exec_id: str, connection: Any) -> None:
+        self.exit_code: int | None = None
+        self._backend = backend
+        self._ref = ref
+        self._tag = tag
+        self._exec_id = exec_id
+        self._connection = connection
+        # A SocketIO over the engine's socket (its raw socket in ``_sock``), or the socket itself (TLS).
+        self._socket: socket.socket = getattr(connection, "_sock", connection)
+        self._socket.settimeout(None)  # the client's timeout would end a terminal left idle for 30 s
+        self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=PTY_QUEUED)
+        self._loop = asyncio.get_running_loop()
+        self._ready = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._ended = False  # the program's output is all read
+        self._closed = False
+        threading.Thread(target=self._pump, name=f"pty-{ref[:12]}", daemon=True).start()
+
+    def _receiver(self) -> Callable[[int], bytes]:
+        """What reads the connection. The HTTP response the connection was upgraded from is read through a buffer
+        that may already hold the program's first output: it is read through that buffer when there is one."""
+        try:
+            buffered = self._connection._response.raw._fp.fp
+            if buffered.raw is self._connection:
+                return buffered.read1
+        except AttributeError:
+            pass
+        return self._socket.recv
+
+    def _pump(self) -> None:
+        """The reading thread: the output in chunks, ``b""`` at the end (the program exited, or close())."""
+        receive = self._receiver()
+        try:
+            while not self._closed:
+                data = receive(PTY_CHUNK)
+                if not data or not self._hand_over(data):
+                    break
+        except (OSError, ValueError):  # the connection shut under the read by close(), or the engine went away
+            pass
+        finally:
+            self._hand_over(b"")
+            for closable in (getattr(self._connection, "_response", self._socket), self._connection, self._socket):
+                with contextlib.suppress(Exception):
+                    closable.close()
+
+    def _hand_over(self, data: bytes) -> bool:
+        """Queue ``data`` for read(), waiting while the queue is full; False once nobody will read it."""
+        while not self._closed and not self._loop.is_closed():
+            try:
+                self._chunks.put(data, timeout=0.5)
+            except queue.Full:
+                continue
+            with contextlib.suppress(RuntimeError):  # the event loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._ready.set)
+            return True
+        return False
+
+    async def read(self) -> bytes:
+        while not self._ended and not self._closed:
+            try:
+                data = self._chunks.get_nowait()
+            except queue.Empty:
+                self._ready.clear()  # a chunk queued from now on sets it again
+                if self._chunks.empty():
+                    await self._ready.wait()
+                continue
+            if data:
+                return data
+            self._ended = True
+            await self._inspect()
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        async with self._write_lock:  # two writes never interleave
+            if self._ended or self._closed:
+                raise ConflictError("the terminal has ended", code="terminal_closed")
+            try:
+                await asyncio.to_thread(self._socket.sendall, data)
+            except OSError as exc:
+                raise ConflictError("the terminal has ended", code="terminal_closed") from exc
+
+    async def resize(self, rows: int, cols: int) -> None:
+        """The engine resizes the terminal and the kernel tells the program (SIGWINCH). A program that ended meanwhile
+        has nothing to resize."""
+        if self._ended or self._closed:
+            return
+        api = self._backend._docker().api
+        try:
+            await self._backend._call(api.exec_resize, self._exec_id, height=rows, width=cols)
+        except DomainError:
+            if await self._inspect():
+                raise
+
+    async def _inspect(self) -> bool:
+        """Whether the program still runs; once it has exited, its exit code is kept. The engine marks the exec ended
+        a moment after its output ends: an exec still running is asked again, for a second at most."""
+        api = self._backend._docker().api
+        for _ in range(20):
+            try:
+                info = await self._backend._call(api.exec_inspect, self._exec_id)
+            except DomainError:  # the container went with the program: no code to know
+                return False
+            if not info.get("Running"):
+                self.exit_code = info.get("ExitCode")
+                return False
+            if not self._ended:
+                return True
+            await asyncio.sleep(0.05)
+        return True
+
+    async def close(self) -> None:
+        """The hang-up: the program and what it started are killed (except what ignores SIGHUP) and the
+        connection is shut, which ends the reading thread. Nothing is raised for a sandbox already gone."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ready.set()
+        try:
+            with contextlib.suppress(Exception):
+                if await self._inspect():
+                    await self._backend._sh(self._ref, "python3", "-c", KILL_TREE, self._tag, "hangup")
+                else:  # its pid may be another process's by now: only the note of it goes
+                    await self._backend._sh(self._ref, "rm", "-f", f"/tmp/.agent-ui-exec-{self._tag}")  # noqa: S108
+        finally:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
 
 
 class DiskTrailer:

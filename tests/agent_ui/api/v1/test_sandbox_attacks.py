@@ -138,7 +138,7 @@ async def test_file_names_no_file_system_takes_are_422_at_the_edge(client: httpx
     assert put.status_code == 200, put.text
     assert (await client.get(f"{base}/files", params={"path": longest}, headers=account.headers)).content == b"kept"
     listing = (await client.get(f"{base}/files", headers=account.headers)).json()
-    assert [entry["name"] for entry in listing["entries"]] == ["d"]
+    assert [entry["name"] for entry in listing["entries"]] == [".home", "d"]
     await client.delete(base, headers=account.headers)
 
 
@@ -341,6 +341,10 @@ async def test_the_schema_documents_each_sandbox_routes_statuses(app: FastAPI) -
         ("post", base + "/{sandbox_id}/exec"): {"200", "404", "409", "422", "429", "503"},
         ("get", base + "/{sandbox_id}/files"): {"200", "404", "409", "422", "503"},
         ("put", base + "/{sandbox_id}/files"): {"200", "404", "409", "413", "422", "429", "503"},
+        ("post", base + "/{sandbox_id}/terminals"): {"201", "404", "422", "429", "503"},
+        ("get", base + "/{sandbox_id}/terminals"): {"200", "404", "503"},
+        ("get", base + "/{sandbox_id}/terminals/{terminal_id}"): {"200", "404", "503"},
+        ("delete", base + "/{sandbox_id}/terminals/{terminal_id}"): {"204", "404", "503"},
     }
     documented = {
         (method, path): set(operation["responses"])

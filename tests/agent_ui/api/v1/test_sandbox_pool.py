@@ -73,9 +73,10 @@ async def test_creates_take_warm_sandboxes_the_pool_refills_and_stop_destroys_it
         second = (await client.post(SANDBOXES, json={}, headers=bob.headers)).json()
         assert second["id"] in refilled
         handed.add(second["id"])
-        listing = await client.post(f"{SANDBOXES}/{second['id']}/exec", json={"command": "ls -A /workspace"},
-                                    headers=bob.headers)  # fmt: skip
-        assert listing.json() | {"elapsed_ms": 0} == {"exit_code": 0, "stdout": "", "stderr": "", "timed_out": False,
+        listing = await client.post(f"{SANDBOXES}/{second['id']}/exec", headers=bob.headers,
+                                    json={"command": "ls -A /workspace /workspace/.home"})  # fmt: skip
+        empty = "/workspace:\n.home\n\n/workspace/.home:\n"  # nothing of alice's, an empty home of its own
+        assert listing.json() | {"elapsed_ms": 0} == {"exit_code": 0, "stdout": empty, "stderr": "", "timed_out": False,
                                                       "truncated": False, "elapsed_ms": 0}  # fmt: skip
         assert (await client.get(f"{SANDBOXES}/{first['id']}", headers=bob.headers)).status_code == 404
 

@@ -43,7 +43,7 @@ async def test_create_run_move_files_and_destroy(client: httpx.AsyncClient, make
     got = await client.get(f"{base}/files", params={"path": "notes/hello.txt"}, headers=account.headers)
     assert got.status_code == 200 and got.content == b"hello\x00world"
     listing = (await client.get(f"{base}/files", headers=account.headers)).json()
-    assert [(e["name"], e["type"]) for e in listing["entries"]] == [("notes", "dir")]
+    assert [(e["name"], e["type"]) for e in listing["entries"]] == [(".home", "dir"), ("notes", "dir")]
 
     streamed = await client.post(f"{base}/exec", json={"command": "echo one; echo two >&2; exit 3", "stream": True},
                                  headers=account.headers)  # fmt: skip
