@@ -243,3 +243,10 @@ async def test_destroys_racing_each_other_both_succeed_and_leave_nothing(backend
         ref = await backend.create(spec)
         await asyncio.gather(*(backend.destroy(ref) for _ in range(3)))
         assert leftovers(backend, spec.sandbox_id) == []
+
+
+async def test_processes_and_tmp_live_between_commands(backend: SandboxBackend, sandbox: str) -> None:
+    started = await run(backend, sandbox, "sleep 300 >/dev/null 2>&1 & echo $! > /tmp/sleeper; echo x > ~/kept")
+    assert started.exit_code == 0
+    later = await run(backend, sandbox, 'kill -0 "$(cat /tmp/sleeper)" && echo alive; cat /workspace/.home/kept')
+    assert later.stdout == "alive\nx\n"
