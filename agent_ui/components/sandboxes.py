@@ -1,16 +1,14 @@
-"""Sandboxes in the browser: the list with a create form, a terminal with streamed output, a file browser."""
+"""Sandboxes in the browser: the list with a create form, a file browser (the terminals are in terminal.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import posixpath
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from nicegui import background_tasks, events, ui
+from nicegui import events, ui
 from pydantic import ValidationError
 
 from agent_ui.components.a11y import named
@@ -19,8 +17,8 @@ from agent_ui.components.tool_cards import as_dict
 from services.clock import utcnow
 from services.errors import DomainError
 from services.sandbox import SandboxService
-from services.sandbox.base import ExecResult, FileEntry, OutputChunk
-from services.sandbox.schemas import ExecRequest, SandboxCreate, SandboxRead
+from services.sandbox.base import FileEntry
+from services.sandbox.schemas import SandboxCreate, SandboxRead
 from services.settings import SandboxSettings
 
 LIFETIMES = {"30 minutes": 1800, "1 hour": 3600, "4 hours": 4 * 3600, "1 day": 24 * 3600}
@@ -154,98 +152,6 @@ async def sandbox_list(sandboxes: SandboxService, user_id: str) -> None:
 
     show_all.on_value_change(rows.refresh)
     await rows()
-
-
-class Terminal:
-    """A command box and its scrolling output, streamed as the command writes it."""
-
-    def __init__(self, sandboxes: SandboxService, user_id: str, sandbox_id: str,
-                 on_finished: Callable[[], Awaitable[None]]) -> None:  # fmt: skip
-        self._sandboxes = sandboxes
-        self._user_id = user_id
-        self._sandbox_id = sandbox_id
-        self._on_finished = on_finished
-        self._running: asyncio.Task[None] | None = None
-        with ui.card().classes("w-full gap-2"):
-            with ui.row().classes("items-center w-full"):
-                ui.label("Terminal").classes("text-lg font-medium grow")
-                ui.button(icon="clear_all", on_click=lambda: self.output.clear()).props(
-                    'flat round aria-label="Clear the terminal"'
-                ).tooltip("Clear")
-            self.output = (
-                ui.log(max_lines=5000)
-                .classes("w-full h-96 font-mono text-sm bg-grey-10 text-grey-2 p-2 rounded")
-                .style("white-space: pre-wrap; overflow-wrap: anywhere")
-                .mark("terminal-output")
-            )
-            with ui.row().classes("items-center w-full gap-2 no-wrap"):
-                self.command = (
-                    ui.input(placeholder='python3 -c "print(6*7)"')
-                    .props('outlined dense autofocus aria-label="Command"')
-                    .classes("grow font-mono")
-                    .mark("command")
-                )
-                self.command.on("keydown.enter", self.run)
-                self.run_button = ui.button("Run", icon="play_arrow", on_click=self.run).mark("run")
-                self.stop_button = ui.button("Stop", icon="stop", color="negative", on_click=self.stop).mark("stop")
-                self.stop_button.set_visibility(False)
-
-    async def run(self) -> None:
-        command = (self.command.value or "").strip()
-        if not command or self._running is not None:
-            return
-        try:
-            request = ExecRequest(command=command)
-        except ValidationError:
-            ui.notify("That command is too long.", type="warning")
-            return
-        self.command.set_value("")
-        self.output.push(f"$ {command}", classes="text-light-blue-3 font-bold")
-        self._running = background_tasks.create(self._stream(request), name="sandbox-exec")
-        self.run_button.set_visibility(False)
-        self.stop_button.set_visibility(True)
-
-    def stop(self) -> None:
-        if self._running is not None:
-            self._running.cancel()
-
-    async def _stream(self, request: ExecRequest) -> None:
-        pending = {"stdout": "", "stderr": ""}  # a line is shown once it is complete
-
-        def push(stream: str, line: str) -> None:
-            self.output.push(line, classes="text-red-3" if stream == "stderr" else None)
-
-        def emit(stream: str, text: str) -> None:
-            *lines, pending[stream] = (pending[stream] + text).split("\n")
-            for line in lines:
-                push(stream, line)
-
-        result: ExecResult | None = None
-        try:
-            stream = await self._sandboxes.exec_stream(self._user_id, self._sandbox_id, request)
-            async for item in stream:
-                if isinstance(item, OutputChunk):
-                    emit(item.stream, item.text)
-                else:
-                    result = item
-        except DomainError as exc:
-            self.output.push(f"error: {exc.message}", classes="text-red-4")
-        except asyncio.CancelledError:
-            self.output.push("stopped", classes="text-orange-4")
-        finally:
-            for stream_name, rest in pending.items():
-                if rest:
-                    push(stream_name, rest)
-            if result is not None:
-                notes = [f"exit {result.exit_code}" if not result.timed_out else "timed out",
-                         f"{result.elapsed_ms} ms"] + (["output cut"] if result.truncated else [])  # fmt: skip
-                ok = result.exit_code == 0
-                self.output.push(" · ".join(notes), classes=f"text-xs {'text-green-4' if ok else 'text-orange-4'}")
-            self._running = None
-            self.stop_button.set_visibility(False)
-            self.run_button.set_visibility(True)
-        with contextlib.suppress(DomainError):
-            await self._on_finished()
 
 
 class FileBrowser:

@@ -1,4 +1,4 @@
-"""Sandboxes: the list with a create form at /sandboxes, one sandbox's terminal and files at /sandboxes/{id}."""
+"""Sandboxes: the list with a create form at /sandboxes, one sandbox's terminals and files at /sandboxes/{id}."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from agent_ui.components.layout import frame
 from agent_ui.components.sandboxes import (
     STATUS_COLORS,
     FileBrowser,
-    Terminal,
     create_form,
     describe_expiry,
     describe_limits,
     disabled_notice,
     sandbox_list,
 )
+from agent_ui.components.terminal import TerminalTabs
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from agent_ui.site import Site
 from services.errors import DomainError, NotFoundError
@@ -95,13 +95,14 @@ def register(site: Site) -> None:
                 with ui.column().classes("grow min-w-0 max-lg:w-full"):
                     files: FileBrowser | None = None
 
-                    async def after_command() -> None:
+                    async def files_changed() -> None:  # output paused: a command may have made files
                         if files is not None:
                             await files.refresh()
 
-                    Terminal(sandboxes, user_id, sandbox_id, on_finished=after_command)
+                    terminals = TerminalTabs(sandboxes, user_id, sandbox_id, on_quiet=files_changed)
                 with ui.column().classes("w-[26rem] max-lg:w-full"):
                     files = FileBrowser(sandboxes, user_id, sandbox_id,
                                         max_upload_bytes=services.settings.sandbox.max_upload_bytes)  # fmt: skip
                     await files.refresh()
+                await terminals.load()
         return None

@@ -86,9 +86,10 @@ async def test_every_button_on_every_main_page_has_a_name(
     await expect(page).to_have_url(re.compile(r"/sandboxes/sbx_"))
     sandbox_url = page.url
     await expect(page).to_have_title(re.compile(r"^sbx_\w+ · Sandboxes · agent-ui$"))
-    command = page.get_by_role("textbox", name="Command")
-    await command.fill("echo hi > note.txt")
-    await command.press("Enter")
+    await expect(page.locator(".xterm-rows")).to_contain_text("$")  # the shell's prompt
+    await page.locator(".xterm").click()
+    await page.keyboard.type("echo hi > note.txt")
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("button", name="Download note.txt")).to_be_visible()
     missing["/sandboxes/{id}"] = await nameless_buttons(page)
 
