@@ -5,7 +5,9 @@ Prints:
   warm <= 20 ms plus one exec round trip) and Docker warm and cold, beside raw `docker run --rm IMAGE true`;
 - cold create → first exec → destroy (median of 20) and its ratio to the same sequence done with the SDK
   (target <= 1.2x); exec round trip of `true` vs raw `exec_run` (target <= 1.1x);
-- 20 concurrent sandboxes each running a short Python job (errors, wall time).
+- 20 concurrent sandboxes each running a short Python job (errors, wall time);
+- terminals on each backend through the WebSocket: open → first prompt, and a keystroke's echo (median of
+  100; target <= 10 ms: typing must feel local).
 Run (after `scripts/test`, which installs and starts the engine): `.venv/bin/python -m bench.sandbox`;
 `--quick` takes a few samples of each (the test suite runs it so the benchmark keeps working).
 """
@@ -38,13 +40,14 @@ from tests.live_server import live_server
 @dataclass(frozen=True)
 class Samples:
     first_exec: int = 30
+    keystrokes: int = 100
     cycles: int = 20
     execs: int = 50
     concurrent: int = 20
     raw_runs: int = 10
 
 
-QUICK = Samples(first_exec=2, cycles=2, execs=3, concurrent=3, raw_runs=2)
+QUICK = Samples(first_exec=2, cycles=2, execs=3, concurrent=3, raw_runs=2, keystrokes=5)
 JOB = "python3 -c \"import hashlib; print(hashlib.sha256(b'x' * 10**6).hexdigest()[:8])\""
 
 
@@ -117,10 +120,13 @@ async def first_exec_figures(host: str, samples: Samples) -> None:
                          "AGENT_UI_SANDBOX__WARM_POOL__DOCKER": str(POOL)}, True, "target <= 20 ms + one exec"),
         ("docker cold", {"AGENT_UI_SANDBOX__BACKEND": "docker", "AGENT_UI_SANDBOX__DOCKER_HOST": host}, False, ""),
     ]  # fmt: skip
+    terminals: list[tuple[str, float, float]] = []
     for name, env, warm, target in rows:
         async with signed_in_app(env) as http:
             await first_exec(http, warm=warm)  # warm-up: the local root filesystem, imports, connections
             figures = [await first_exec(http, warm=warm) for _ in range(samples.first_exec)]
+            if not warm:  # the same server: its terminals
+                terminals.append((name.split()[0], *await terminal_figures(http, samples)))
         total = statistics.median(f[0] for f in figures) * 1000
         exec_only = statistics.median(f[1] for f in figures) * 1000
         print(f"  {name:12} {total:7.1f} ms   (of which the exec {exec_only:5.1f} ms, so create {total - exec_only:5.1f}"
@@ -150,6 +156,38 @@ async def first_exec_figures(host: str, samples: Samples) -> None:
         raw.append(time.perf_counter() - started)
     how = "docker run --rm IMAGE true" if cli else "containers.run(IMAGE, 'true', remove=True) (no docker CLI)"
     print(f"  {'raw':12} {statistics.median(raw) * 1000:7.1f} ms   ({how}, median of {samples.raw_runs}, same engine)")
+    print(f"terminals through the WebSocket (open → first prompt; a keystroke's echo, median of {samples.keystrokes}):")
+    for backend_name, prompt, echo in terminals:
+        print(f"  {backend_name + ' terminal':16} open → prompt {prompt * 1000:6.1f} ms   keystroke echo "
+              f"{echo * 1000:5.2f} ms (target <= 10 ms)")
+
+
+async def terminal_figures(http: httpx.AsyncClient, samples: Samples) -> tuple[float, float]:
+    """Open → first prompt, and a keystroke's echo (median), through the WebSocket of the server behind ``http``."""
+    from websockets.asyncio.client import connect
+
+    sandbox = (await http.post("/api/v1/agent/sandboxes", json={})).json()
+    base = f"/api/v1/agent/sandboxes/{sandbox['id']}/terminals"
+    started = time.perf_counter()
+    terminal = (await http.post(base, json={})).json()
+    url = f"{str(http.base_url).replace('http', 'ws', 1).rstrip('/')}{base}/{terminal['id']}"
+    cookie = "; ".join(f"{key}={value}" for key, value in http.cookies.items())
+    async with connect(url, additional_headers={"Cookie": cookie}) as ws:
+        seen = b""
+        while b"$ " not in seen:  # the prompt (ash then asks where the cursor is: no answer needed)
+            seen += await ws.recv()  # type: ignore[operator]
+        prompt = time.perf_counter() - started
+        echoes = []
+        for index in range(samples.keystrokes):
+            key = b"abcdefghij"[index % 10 : index % 10 + 1]
+            sent = time.perf_counter()
+            await ws.send(key)
+            while key not in await ws.recv():  # type: ignore[operator]
+                pass
+            echoes.append(time.perf_counter() - sent)
+        await ws.send(b"\x15")  # the line typed is dropped
+    await http.delete(f"/api/v1/agent/sandboxes/{sandbox['id']}")
+    return prompt, statistics.median(echoes)
 
 
 async def main(samples: Samples) -> None:

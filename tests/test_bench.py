@@ -21,7 +21,8 @@ FIGURES = {
                   "hybrid beats both", "first search (cold", "keyword search:", "vector search:", "hybrid search:",
                   "chosen resources (as a chat turn) search:", "where a hybrid search goes", "hybrid p95 target"],
     "bench.sandbox": ["local cold", "local warm", "docker warm", "docker cold", "local alone", "raw",
-                      "create → exec → destroy", "exec round trip", "concurrent sandboxes"],
+                      "create → exec → destroy", "exec round trip", "concurrent sandboxes", "local terminal",
+                      "docker terminal", "keystroke echo"],
 }  # fmt: skip
 
 

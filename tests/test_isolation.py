@@ -159,6 +159,13 @@ MATRIX: dict[tuple[str, str], Call] = {
                                                              json={"title": "renamed by bob"}),
     ("DELETE", f"{AGENT}/chat/sessions/{{session_id}}"): Call(("session",), owner=204),
     ("GET", f"{AGENT}/sandboxes/{{sandbox_id}}"): Call(("sandbox",), owner=200),
+    # The terminal's routes before the sandbox's delete (the owner's delete goes through).
+    ("POST", f"{AGENT}/sandboxes/{{sandbox_id}}/terminals"): Call(("sandbox",), owner=201, json={}),
+    ("GET", f"{AGENT}/sandboxes/{{sandbox_id}}/terminals"): Call(("sandbox",), owner=200),
+    ("GET", f"{AGENT}/sandboxes/{{sandbox_id}}/terminals/{{terminal_id}}"): Call(
+        ("sandbox",), owner=200, others=(("terminal_id", "terminal"),)),
+    ("DELETE", f"{AGENT}/sandboxes/{{sandbox_id}}/terminals/{{terminal_id}}"): Call(
+        ("sandbox",), owner=204, others=(("terminal_id", "terminal"),)),
     ("DELETE", f"{AGENT}/sandboxes/{{sandbox_id}}"): Call(("sandbox",), owner=204),
     ("POST", f"{AGENT}/sandboxes/{{sandbox_id}}/keepalive"): Call(("sandbox",), owner=200),
     ("POST", f"{AGENT}/sandboxes/{{sandbox_id}}/exec"): Call(("sandbox",), owner=200,
@@ -186,21 +193,24 @@ NOT_LISTS = {
     f"{AGENT}/credits/balance",
     f"{AGENT}/credits/spend",
 }
-ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "resource", "chunk", "rag_job",
-             "rag_artifact")  # fmt: skip
+ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "terminal", "resource", "chunk",
+             "rag_job", "rag_artifact")  # fmt: skip
 ADMIN_LISTS = {"/api/v1/admin/users"}  # every user's: 403 to anyone but an admin
 
 
 @dataclass(frozen=True)
 class WebSocketCall:
-    """How to open a WebSocket route with one of alice's objects (like Call): bob's handshake must be refused,
-    alice's accepted."""
+    """How to open a WebSocket route with alice's objects (like Call): each path parameter and the kind of
+    alice's object that fills it. Bob's handshake must be refused, alice's accepted."""
 
-    objects: tuple[str, ...]
+    params: dict[str, str]
 
 
-# WebSocket routes under /api (none yet). A terminal WebSocket, say, must be listed here before the test passes.
-WEBSOCKET_ROUTES: dict[str, WebSocketCall] = {}
+# WebSocket routes under /api: a new one must be listed here before the test passes.
+TERMINAL_SOCKET = f"{AGENT}/sandboxes/{{sandbox_id}}/terminals/{{terminal_id}}"
+WEBSOCKET_ROUTES: dict[str, WebSocketCall] = {
+    TERMINAL_SOCKET: WebSocketCall({"sandbox_id": "sandbox", "terminal_id": "terminal"}),
+}
 
 
 # --- reading the app ---
@@ -307,6 +317,10 @@ async def one_of_each(client: httpx.AsyncClient, account: Account) -> Objects:
     assert sandbox.status_code == 201, sandbox.text
     assert sandbox.json()["backend"] == "local"
     objects.ids["sandbox"] = sandbox.json()["id"]
+    terminal = await client.post(f"{AGENT}/sandboxes/{objects.ids['sandbox']}/terminals", json={},
+                                 headers=account.headers)  # fmt: skip
+    assert terminal.status_code == 201, terminal.text
+    objects.ids["terminal"] = terminal.json()["id"]
 
     created = await client.post(f"{RAG}/resources", json={"text": rag_text(account)}, headers=account.headers)
     assert created.status_code == 202, created.text
@@ -393,7 +407,13 @@ async def assert_untouched(
             assert sandbox["status"] == "running", (after, sandbox)
             assert sandbox["expires_at"] == before.sandbox["expires_at"], (after, "bob's keepalive took effect")
             listing = (await get(f"{AGENT}/sandboxes/{ident}/files")).json()
-            assert listing["entries"] == [], (after, "bob wrote into alice's workspace", listing)
+            names = [entry["name"] for entry in listing["entries"]]
+            assert names == [".home"], (after, "bob wrote into alice's workspace", listing)  # only her empty home
+        elif kind == "terminal":
+            terminal = (await get(f"{AGENT}/sandboxes/{alice.ids['sandbox']}/terminals/{ident}")).json()
+            assert terminal["status"] == "running" and terminal["rows"] == 24, (after, "bob reached the terminal")
+            opened = (await get(f"{AGENT}/sandboxes/{alice.ids['sandbox']}/terminals")).json()
+            assert [t["id"] for t in opened] == [ident], (after, "bob opened a terminal in her sandbox")
         elif kind == "resource":
             resource = (await get(f"{RAG}/resources/{ident}")).json()
             assert resource == before.resource, (after, resource)
@@ -496,12 +516,11 @@ async def test_websocket_routes_under_api_are_all_listed_and_refuse_another_user
     alice = await one_of_each(client, await make_account("alice@example.com"))
     bob = await make_account("bob@example.com")
     for template, spec in WEBSOCKET_ROUTES.items():
-        (name,) = path_parameters(template)
-        for kind in spec.objects:
-            path = template.format(**{name: alice.ids[kind]})
-            refused = await handshake(app, path, bob.headers)
-            assert refused != "accept", (f"bob opened {template} with alice's {kind}", refused)
-            assert await handshake(app, path, alice.account.headers) == "accept", (template, kind)
+        assert set(path_parameters(template)) == set(spec.params), template
+        path = template.format(**{name: alice.ids[kind] for name, kind in spec.params.items()})
+        refused = await handshake(app, path, bob.headers)
+        assert refused != "accept", (f"bob opened {template} with alice's objects", refused)
+        assert await handshake(app, path, alice.account.headers) == "accept", template
 
 
 # A capability whose router has a WebSocket route: what the listing above must catch.
@@ -523,9 +542,9 @@ async def test_the_websocket_listing_finds_a_capability_socket_and_the_probe_tel
                         secret_key=TEST_SECRET, sandbox={"backend": "none"})  # fmt: skip
     with nicegui_reset_globals():
         with_socket = create_app(settings, capabilities=[*CAPABILITIES, SOCKET])
-        assert api_websocket_routes(with_socket) == {f"{AGENT}/isolation-socket/{{sandbox_id}}"}
+        assert api_websocket_routes(with_socket) == {f"{AGENT}/isolation-socket/{{sandbox_id}}", TERMINAL_SOCKET}
     with nicegui_reset_globals():
-        assert api_websocket_routes(create_app(settings)) == set()
+        assert api_websocket_routes(create_app(settings)) == {TERMINAL_SOCKET}
 
     async def accept(websocket: WebSocket) -> None:
         await websocket.accept()

@@ -402,6 +402,11 @@ class SandboxService:
         spec = PtySpec(argv=[request.shell, *request.args], rows=request.rows, cols=request.cols,
                        workdir=workspace_path(request.workdir), env=dict(request.env))  # fmt: skip
         process = await self.backend.open_pty(sandbox.ref, spec)
+        try:
+            self.terminals.check_room(sandbox.id)  # another open may have taken the last place meanwhile
+        except QuotaExceededError:
+            await process.close()
+            raise
         terminal = self.terminals.add(sandbox_id=sandbox.id, user_id=user_id, shell=request.shell, args=request.args,
                                       rows=request.rows, cols=request.cols, process=process)  # fmt: skip
         return terminal.read()

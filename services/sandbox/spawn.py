@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import select
 import signal
 from dataclasses import dataclass, field
 
@@ -51,7 +50,7 @@ class Child:
         """Whether it has not exited yet (a zombie counts as exited)."""
         if self.returncode is not None:
             return False
-        return not select.select([self._pidfd], [], [], 0)[0]
+        return os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
 
     def kill_group(self) -> None:
         """SIGKILL the child's whole process group (it leads its own session)."""

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from agent_ui.api.v1.sandbox import NOT_FOUND, sandboxes
 from agent_ui.deps import CurrentPrincipal, RequireScope, ServicesDep, api_router, get_services, resolve_principal
-from agent_ui.errors import ErrorEnvelope, documented_error
+from agent_ui.errors import ErrorEnvelope, documented_error, error_response, status_for
 from services.auth import Scope
 from services.errors import AuthenticationError, DomainError, NotFoundError, PermissionDeniedError
 from services.sandbox.schemas import TerminalCreate, TerminalRead, TerminalResize
@@ -79,16 +79,16 @@ async def close_terminal(
 async def terminal_socket(websocket: WebSocket, sandbox_id: str, terminal_id: str) -> None:
     """Binary frames in are typed input; binary frames out are the terminal's output (the scrollback first).
     Text frames in are JSON: `{"type": "resize", "rows": R, "cols": C}` or `{"type": "input", "data": "..."}`.
-    When the terminal ends, a text frame `{"type": "exit", "code": N, "reason": "..."}` precedes close 1000."""
-    await websocket.accept()
+    When the terminal ends, a text frame `{"type": "exit", "code": N, "reason": "..."}` precedes close 1000. A
+    handshake for another's or an unknown terminal, or without a credential, is refused (404, 401, 403)."""
     try:
         principal = await resolve_principal(websocket)
         guard.check(principal)
         terminal = await sandboxes(get_services(websocket)).terminal(principal.user.id, sandbox_id, terminal_id)
     except DomainError as exc:
-        code = next((c for kind, c in CLOSE_CODES.items() if isinstance(exc, kind)), 1011)
-        await websocket.close(code, exc.message[:120])
+        await _refuse(websocket, exc)
         return
+    await websocket.accept()
     viewer = terminal.attach()
     sending = asyncio.create_task(_send_output(websocket, terminal, viewer.next))
     try:
@@ -98,6 +98,17 @@ async def terminal_socket(websocket: WebSocket, sandbox_id: str, terminal_id: st
         viewer.end()
         with contextlib.suppress(Exception):
             await sending
+
+
+async def _refuse(websocket: WebSocket, error: DomainError) -> None:
+    """The handshake is refused, never accepted: with the HTTP status and the JSON error a REST call would get
+    where the server can send a response to a handshake, else with close code 4401/4403/4404/1011 (which the
+    server turns into a 403 before any frame)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(status_for(error), error.code, error.message))
+        return
+    await websocket.close(next((c for kind, c in CLOSE_CODES.items() if isinstance(error, kind)), 1011),
+                          error.message[:120])  # fmt: skip
 
 
 async def _send_output(websocket: WebSocket, terminal: Terminal, take: Any) -> None:

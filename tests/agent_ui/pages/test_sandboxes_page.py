@@ -24,6 +24,9 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 # How the page writes to an xterm (agent_ui.components.terminal.WRITE), as the browser receives it.
 WRITE = re.compile(r"(?s).*getElement\((\d+)\)\?\.terminal;.*terminal\.write\((\".*\"), \(\) => done\(true\)\)")
 
+# The database plays no part in terminals (the sandbox API tests run on both).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def local_sandboxes(ui_env: str, monkeypatch: pytest.MonkeyPatch) -> None:

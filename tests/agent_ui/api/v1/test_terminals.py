@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.live_server import live_server
 
@@ -169,12 +169,13 @@ async def test_a_reattach_shows_the_scrollback_and_closing_ends_it(  # type: ign
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "terminal_not_found"
 
 
-async def close_code(url: str, headers: dict[str, str]) -> int:
-    async with connect(url, additional_headers=headers) as ws:
-        with pytest.raises(ConnectionClosed) as closed:
-            await ws.recv()
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code
+async def refusal(url: str, headers: dict[str, str]) -> tuple[int, str]:
+    """A refused handshake's HTTP status and error code (it is never accepted)."""
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers=headers):
+            pass
+    response = refused.value.response
+    return response.status_code, json.loads(response.body or b"{}").get("error", {}).get("code", "")
 
 
 @SQLITE_ONLY
@@ -185,25 +186,26 @@ async def test_others_unknown_and_anonymous_sockets_are_refused(  # type: ignore
     sandbox_id = await sandbox_of(client, owner.headers)
     terminal = await open_terminal(client, owner.headers, sandbox_id)
     url = socket_url(served, sandbox_id, terminal["id"])
-    assert await close_code(url, other.headers) == 4404  # another's terminal does not exist for them
-    assert await close_code(url, {}) == 4401
-    assert await close_code(socket_url(served, sandbox_id, "term_nope"), owner.headers) == 4404
-    assert await close_code(socket_url(served, "sbx_nope", terminal["id"]), owner.headers) == 4404
+    assert await refusal(url, other.headers) == (404, "not_found")  # another's terminal does not exist for them
+    assert await refusal(url, {}) == (401, "not_authenticated")
+    assert await refusal(socket_url(served, sandbox_id, "term_nope"), owner.headers) == (404, "terminal_not_found")
+    assert await refusal(socket_url(served, "sbx_nope", terminal["id"]), owner.headers) == (404, "not_found")
     assert (await client.get(f"{SANDBOXES}/{sandbox_id}/terminals", headers=other.headers)).status_code == 404
     deleted = await client.delete(f"{SANDBOXES}/{sandbox_id}/terminals/{terminal['id']}", headers=other.headers)
     assert deleted.status_code == 404
     # Signed in by cookie from another site's page: the handshake is refused before anything is reached.
     login = await client.post("/api/v1/auth/login", json={"email": owner.email, "password": owner.password})
     cookie = f"agent_ui_session={login.cookies['agent_ui_session']}"
-    with pytest.raises(Exception, match="403"):
+    with pytest.raises(InvalidStatus) as cross_site:
         async with connect(url, additional_headers={"Cookie": cookie, "Origin": "http://evil.example"}):
             pass
+    assert cross_site.value.response.status_code == 403
     async with connect(url, additional_headers={"Cookie": cookie, "Origin": f"http://{served}"}) as ws:
         await Screen(ws).run("echo same-site", r"\nsame-site\n")
     # A key without the sandboxes scope.
     key = await client.post("/api/v1/agent/api-keys", headers=owner.headers, json={"name": "chat", "scopes": ["chat"]})
     assert key.status_code == 201, key.text
-    assert await close_code(url, {"Authorization": f"Bearer {key.json()['api_key']}"}) == 4403
+    assert await refusal(url, {"Authorization": f"Bearer {key.json()['api_key']}"}) == (403, "insufficient_scope")
 
 
 @SQLITE_ONLY
