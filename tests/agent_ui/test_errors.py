@@ -12,6 +12,9 @@ import nicegui
 import pytest
 from fastapi import FastAPI
 
+# The database plays no part here (its own tests run on SQLite and PostgreSQL): SQLite only, to keep the suite fast.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 OPEN_ROUTES = {("POST", "/api/v1/auth/register"), ("POST", "/api/v1/auth/login"), ("GET", "/api/v1/health")}
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from nicegui.testing import User
 
+# The database plays no part here (its own tests run on SQLite and PostgreSQL): SQLite only, to keep the suite fast.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 PASSWORD = "correct horse battery"
 
 

@@ -10,6 +10,9 @@ import pytest
 from tests.sse import parse, text_of, types
 from tests.upstream import ScriptedUpstream, Step, words
 
+# The database plays no part here (its own tests run on SQLite and PostgreSQL): SQLite only, to keep the suite fast.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 STREAM = "/api/v1/agent/chat/stream"
 
 

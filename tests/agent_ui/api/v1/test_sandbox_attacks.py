@@ -21,6 +21,9 @@ from services.sandbox.models import Sandbox
 from tests.sse import parse
 from tests.upstream import ScriptedUpstream, Step
 
+# The database plays no part here (its own tests run on SQLite and PostgreSQL): SQLite only, to keep the suite fast.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 SANDBOXES = "/api/v1/agent/sandboxes"
 BOTH = pytest.mark.parametrize("sandbox_settings", [{"backend": "docker"}, {"backend": "local"}], indirect=True)
 # What the engine's own messages carry: container ids (64 hex, or the 12-hex short form).

@@ -15,6 +15,9 @@ from services.sandbox.base import SandboxBackend
 from services.settings import Settings
 from tests.conftest import nicegui_reset_globals, started
 
+# The database plays no part here (its own tests run on SQLite and PostgreSQL): SQLite only, to keep the suite fast.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 SANDBOXES = "/api/v1/agent/sandboxes"
 
 

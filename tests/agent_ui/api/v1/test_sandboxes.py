@@ -10,6 +10,8 @@ import pytest
 from tests.sse import parse
 
 SANDBOXES = "/api/v1/agent/sandboxes"
+# Creates, holds and the quota run on both databases; the rest exercise the sandbox, not the database.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -63,6 +65,7 @@ async def test_create_run_move_files_and_destroy(client: httpx.AsyncClient, make
     assert Decimal(balance["balance"]) < 10 and Decimal(balance["held"]) == 0  # minutes charged, holds released
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("sandbox_settings", [{"backend": "docker"}, {"backend": "local"}], indirect=True)
 async def test_paths_may_not_leave_the_workspace(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     account = await make_account()
@@ -99,6 +102,7 @@ async def test_others_sandboxes_are_404_and_the_quota_is_429(client: httpx.Async
         await client.delete(f"{SANDBOXES}/{sandbox['id']}", headers=alice.headers)
 
 
+@SQLITE_ONLY
 async def test_bad_requests(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     account = await make_account()
     for body in [
@@ -113,6 +117,7 @@ async def test_bad_requests(client: httpx.AsyncClient, make_account) -> None:  #
     assert (await client.post(SANDBOXES, json={})).status_code == 401
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("sandbox_settings", [{"backend": "docker"}, {"backend": "local"}], indirect=True)
 async def test_writing_past_the_disk_quota_is_stopped(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     account = await make_account()
@@ -137,6 +142,7 @@ async def test_writing_past_the_disk_quota_is_stopped(client: httpx.AsyncClient,
     assert (await client.get(base, headers=account.headers)).json()["destroy_reason"] == "disk quota exceeded"
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("sandbox_settings", [{"docker_host": "unix:///nonexistent/docker.sock"}], indirect=True)
 async def test_an_engine_that_does_not_answer_gives_503(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     account = await make_account()
@@ -146,6 +152,7 @@ async def test_an_engine_that_does_not_answer_gives_503(client: httpx.AsyncClien
     assert Decimal((await client.get("/api/v1/agent/credits/balance", headers=account.headers)).json()["held"]) == 0
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("sandbox_settings", [{"image": "localhost/agent-ui-sandbox:missing"}], indirect=True)
 async def test_a_missing_image_gives_503_naming_the_command(
     client: httpx.AsyncClient,
@@ -158,6 +165,7 @@ async def test_a_missing_image_gives_503_naming_the_command(
     assert "agent-ui sandbox build-image" in response.json()["error"]["message"]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("sandbox_settings", [{"backend": "local"}], indirect=True)
 async def test_the_local_backend_serves_the_same_api(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     account = await make_account()
@@ -180,6 +188,7 @@ async def test_the_local_backend_serves_the_same_api(client: httpx.AsyncClient, 
 @pytest.mark.parametrize(
     "sandbox_settings", [{"backend": "auto", "docker_host": "unix:///nonexistent/docker.sock"}], indirect=True
 )
+@SQLITE_ONLY
 async def test_auto_falls_back_to_local_and_says_why(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
     account = await make_account()
     config = (await client.get("/api/v1/agent/config", headers=account.headers)).json()
