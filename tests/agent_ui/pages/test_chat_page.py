@@ -72,6 +72,7 @@ def sent_texts(upstream: ScriptedUpstream) -> list[str]:
     return [str(m.get("content")) for m in upstream.requests[-1]["messages"]]
 
 
+@SQLITE_ONLY  # the page's behaviour; the API's tests run both databases
 async def test_a_question_streams_an_answer_and_lists_the_session(
     ui_env: str, user: User, upstream: ScriptedUpstream
 ) -> None:
@@ -88,6 +89,7 @@ async def test_a_question_streams_an_answer_and_lists_the_session(
     await eventually(lambda: "tokens" in usage.text)  # type: ignore[attr-defined]
 
 
+@SQLITE_ONLY  # the page's behaviour; the API's tests run both databases
 async def test_the_answer_waits_with_dots_until_its_first_token(
     ui_env: str, user: User, upstream: ScriptedUpstream
 ) -> None:
@@ -99,6 +101,7 @@ async def test_the_answer_waits_with_dots_until_its_first_token(
     await user.should_not_see(marker="waiting")
 
 
+@SQLITE_ONLY  # the page's behaviour; the API's tests run both databases
 async def test_the_model_picker_names_each_model_with_where_it_runs_and_its_price(ui_env: str, user: User) -> None:
     await signed_in(user)
     (picker,) = user.find(marker="model").elements
@@ -109,6 +112,7 @@ async def test_the_model_picker_names_each_model_with_where_it_runs_and_its_pric
     }
 
 
+@SQLITE_ONLY  # the page's behaviour; the API's tests run both databases
 async def test_a_tool_answer_a_plain_answer_and_a_follow_up_share_one_chat_that_survives_a_reload(
     ui_env: str, user: User, upstream: ScriptedUpstream
 ) -> None:
@@ -135,6 +139,7 @@ async def test_a_tool_answer_a_plain_answer_and_a_follow_up_share_one_chat_that_
     assert user.back_history[-1].startswith("/chat/chs_")
 
 
+@SQLITE_ONLY  # the page's behaviour; the API's tests run both databases
 async def test_stop_keeps_the_partial_answer(ui_env: str, user: User, upstream: ScriptedUpstream) -> None:
     await signed_in(user)
     upstream.push(Step(text=[f"word{i} " for i in range(300)], rate=30))
@@ -146,6 +151,7 @@ async def test_stop_keeps_the_partial_answer(ui_env: str, user: User, upstream: 
     await user.should_not_see("word299")
 
 
+@SQLITE_ONLY  # the page's behaviour; the API's tests run both databases
 async def test_a_page_that_is_gone_stops_following_its_answer(
     ui_env: str, user: User, upstream: ScriptedUpstream
 ) -> None:
@@ -161,6 +167,7 @@ async def test_a_page_that_is_gone_stops_following_its_answer(
     assert following[0].cancelled()
 
 
+@SQLITE_ONLY  # the page's behaviour; the API's tests run both databases
 async def test_regenerate_keeps_both_answers_as_branches(ui_env: str, user: User, upstream: ScriptedUpstream) -> None:
     await signed_in(user)
     upstream.push(Step(text=["First try."]), Step(text=["Second try."]))
@@ -186,6 +193,7 @@ async def test_regenerate_keeps_both_answers_as_branches(ui_env: str, user: User
     await user.should_not_see("More of the first.")
 
 
+@SQLITE_ONLY  # the page's behaviour; the API's tests run both databases
 async def test_editing_a_question_asks_it_anew_beside_the_old_one(
     ui_env: str, user: User, upstream: ScriptedUpstream
 ) -> None:
