@@ -252,8 +252,7 @@ class TerminalTabs:
     async def load(self) -> None:
         """The sandbox's open terminals (oldest first), or a new one if it has none."""
         try:
-            found = await self._sandboxes.list_terminals(self._user_id, self._sandbox_id)
-            terminals = [await self._sandboxes.terminal(self._user_id, self._sandbox_id, t.id) for t in found]
+            terminals = await self._sandboxes.list_terminals(self._user_id, self._sandbox_id)
             if not terminals:
                 terminals = [await self._open()]
         except DomainError as exc:
@@ -296,8 +295,7 @@ class TerminalTabs:
 
     async def _open(self) -> Terminal:
         # sh, 24 by 80 until the xterm is fitted to its box (when the page connects)
-        created = await self._sandboxes.open_terminal(self._user_id, self._sandbox_id, TerminalCreate())
-        return await self._sandboxes.terminal(self._user_id, self._sandbox_id, created.id)
+        return await self._sandboxes.open_terminal(self._user_id, self._sandbox_id, TerminalCreate())
 
     def _add(self, terminal: Terminal) -> TerminalView:
         self._opened += 1

@@ -53,7 +53,6 @@ from services.sandbox.schemas import (
     SandboxDetail,
     SandboxRead,
     TerminalCreate,
-    TerminalRead,
     check_workspace_path,
 )
 from services.sandbox.terminals import Terminal, Terminals
@@ -362,7 +361,6 @@ class SandboxService:
 
     async def _finish(self, sandbox: Sandbox, *, reason: str) -> None:
         """Mark destroyed and charge the minutes it lived (at least one), releasing its holds."""
-        await self.terminals.close_sandbox(sandbox.id, f"the sandbox was destroyed ({reason})")
         now = self._clock()
         minutes = max(1, math.ceil((min(now, sandbox.expires_at) - sandbox.created_at).total_seconds() / 60))
         cost = self._price_per_minute * minutes
@@ -394,7 +392,7 @@ class SandboxService:
 
     # -- terminals -----------------------------------------------------------------------------------------
 
-    async def open_terminal(self, user_id: str, sandbox_id: str, request: TerminalCreate) -> TerminalRead:
+    async def open_terminal(self, user_id: str, sandbox_id: str, request: TerminalCreate) -> Terminal:
         """A program (a shell by default) on a new pseudo-terminal in the sandbox; 429 past the setting's count."""
         sandbox = await self._live(user_id, sandbox_id)
         assert sandbox.ref is not None
@@ -407,13 +405,13 @@ class SandboxService:
         except QuotaExceededError:
             await process.close()
             raise
-        terminal = self.terminals.add(sandbox_id=sandbox.id, user_id=user_id, shell=request.shell, args=request.args,
-                                      rows=request.rows, cols=request.cols, process=process)  # fmt: skip
-        return terminal.read()
+        return self.terminals.add(sandbox_id=sandbox.id, user_id=user_id, shell=request.shell, args=request.args,
+                                  rows=request.rows, cols=request.cols, process=process)  # fmt: skip
 
-    async def list_terminals(self, user_id: str, sandbox_id: str) -> builtins.list[TerminalRead]:
+    async def list_terminals(self, user_id: str, sandbox_id: str) -> builtins.list[Terminal]:
+        """The sandbox's open terminals, oldest first."""
         sandbox = await self._live(user_id, sandbox_id)
-        return [terminal.read() for terminal in self.terminals.of_sandbox(sandbox.id)]
+        return self.terminals.of_sandbox(sandbox.id)
 
     async def terminal(self, user_id: str, sandbox_id: str, terminal_id: str) -> Terminal:
         """One of the caller's open terminals (404 for another's, as for their sandboxes)."""

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Response, WebSocket, status
 from pydantic import ValidationError
@@ -18,7 +17,7 @@ from agent_ui.errors import ErrorEnvelope, documented_error, error_response, sta
 from services.auth import Scope
 from services.errors import AuthenticationError, DomainError, NotFoundError, PermissionDeniedError
 from services.sandbox.schemas import TerminalCreate, TerminalRead, TerminalResize
-from services.sandbox.terminals import Terminal
+from services.sandbox.terminals import Terminal, Viewer
 
 log = logging.getLogger(__name__)
 guard = RequireScope(Scope.SANDBOXES)
@@ -50,13 +49,13 @@ async def open_terminal(
 ) -> TerminalRead:
     """Start `shell` (with `args`) on a new pseudo-terminal of `rows` by `cols`; attach to it with the WebSocket
     at `/api/v1/agent/sandboxes/{sandbox_id}/terminals/{terminal_id}`."""
-    return await sandboxes(services).open_terminal(principal.user.id, sandbox_id, body)
+    return (await sandboxes(services).open_terminal(principal.user.id, sandbox_id, body)).read()
 
 
 @router.get("")
 async def list_terminals(sandbox_id: str, principal: CurrentPrincipal, services: ServicesDep) -> list[TerminalRead]:
     """The sandbox's open terminals, oldest first."""
-    return await sandboxes(services).list_terminals(principal.user.id, sandbox_id)
+    return [terminal.read() for terminal in await sandboxes(services).list_terminals(principal.user.id, sandbox_id)]
 
 
 @router.get("/{terminal_id}")
@@ -90,7 +89,7 @@ async def terminal_socket(websocket: WebSocket, sandbox_id: str, terminal_id: st
         return
     await websocket.accept()
     viewer = terminal.attach()
-    sending = asyncio.create_task(_send_output(websocket, terminal, viewer.next))
+    sending = asyncio.create_task(_send_output(websocket, terminal, viewer))
     try:
         await _take_input(websocket, terminal)
     finally:
@@ -111,9 +110,9 @@ async def _refuse(websocket: WebSocket, error: DomainError) -> None:
                           error.message[:120])  # fmt: skip
 
 
-async def _send_output(websocket: WebSocket, terminal: Terminal, take: Any) -> None:
+async def _send_output(websocket: WebSocket, terminal: Terminal, viewer: Viewer) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client went away first
-        while data := await take():
+        while data := await viewer.next():
             await websocket.send_bytes(data)
         if not terminal.running:
             reason = terminal.ended_reason or "ended"

@@ -294,13 +294,10 @@ class LocalSandboxBackend:
         except (OSError, ValueError) as exc:  # destroyed in between
             raise NotFoundError(GONE, code="sandbox_not_found") from exc
 
-    async def _joined(self, ref: str, inner: list[str]) -> list[str]:
-        """argv that runs ``inner`` inside the sandbox: confined (see :meth:`_launcher`), then joined to the
-        init's namespaces as uid 1000 with no capabilities and no new privileges."""
-        if not self._dir(ref).exists():
-            raise NotFoundError(GONE, code="sandbox_not_found")
+    async def _joined(self, ref: str, meta: dict[str, object], inner: list[str]) -> list[str]:
+        """argv that runs ``inner`` inside the sandbox (``meta`` read from it): confined (see :meth:`_launcher`),
+        then joined to the init's namespaces as uid 1000 with no capabilities and no new privileges."""
         pid = await self._init(ref)
-        meta = await self._meta(ref)
         assert self._nsenter is not None
         join = [self._nsenter, "-t", str(pid), "-U", "-m", "-p", "-n", "-i", "-u", "-C", "--preserve-credentials",
                 "--"]  # fmt: skip
@@ -340,7 +337,7 @@ class LocalSandboxBackend:
                        **meta.get("env", {}), **env}  # type: ignore[dict-item]  # fmt: skip
         inner = ["/bin/sh", "-c", IN_FOLDER, "sandbox-exec", workdir, *self._environment(environment),
                  "timeout", "-s", "KILL", str(max(1, math.ceil(timeout_s))), "sh", "-c", command]  # fmt: skip
-        argv = await self._joined(ref, inner)
+        argv = await self._joined(ref, meta, inner)
         started = time.monotonic()
         process = await spawn(argv, env={"PATH": "/usr/bin:/bin"})
         queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
@@ -510,7 +507,7 @@ class LocalSandboxBackend:
         environment = {"PATH": PATH, **TERMINAL_ENV, **spec.env}
         inner = ["/bin/setsid", "-c", *self._environment(environment), "sh", "-c", ON_TERMINAL, "agent-ui-terminal",
                  spec.workdir, *spec.argv]  # fmt: skip
-        argv = await self._joined(ref, inner)
+        argv = await self._joined(ref, await self._meta(ref), inner)
         master, slave = os.openpty()
         try:
             os.set_blocking(master, False)
