@@ -341,6 +341,7 @@ class RagService:
         if resource is None or resource.user_id != job.user_id:
             raise NotFoundError("the resource was deleted before it could be ingested", code="resource_deleted")
         hold: Hold | None = None
+        holding: asyncio.Future[Hold] | None = None
         try:
             data, media_type = await self._original(resource, job)
             job.progress("extracting", 0, None, "reading the document")
@@ -353,7 +354,10 @@ class RagService:
             embedder = self._embedders[0]
             tokens = embedder.estimate_tokens(texts)
             cost = to_micro(Decimal(str(self._prices.embedding_price_per_1k_tokens)) * tokens / 1000)
-            hold = await self._credits.hold(job.user_id, at_most=cost, cause_type="rag", cause_id=resource.id)
+            # Made to the end even if the job is cancelled meanwhile: the hold is then released below, not lost.
+            holding = asyncio.ensure_future(self._credits.hold(job.user_id, at_most=cost, cause_type="rag",
+                                                               cause_id=resource.id))  # fmt: skip
+            hold = await asyncio.shield(holding)
             vectors, embedder = await self._embed(texts, job)
             job.progress("indexing", len(chunks), len(chunks), "saving the index")
             async with self._db.transaction(exclusive=f"rag:{job.user_id}") as session:
@@ -368,6 +372,9 @@ class RagService:
             self._in_background(self._advance_cache(job.user_id, version, model=embedder.name, add_ids=added,
                                                     add_vectors=vectors, remove_ids=removed))  # fmt: skip
         except BaseException:  # the resource is marked failed by _job_ended, with the job's own reason
+            if hold is None and holding is not None:  # cancelled while the hold was being made
+                with contextlib.suppress(Exception):
+                    hold = await holding
             if hold is not None:
                 await asyncio.shield(self._credits.release(hold))
             raise
