@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -20,6 +20,7 @@ from agent_ui.api.v1 import include_api
 from agent_ui.api_docs import add_api_docs
 from agent_ui.capabilities import WebCapability
 from agent_ui.capabilities import chat as chat_capability
+from agent_ui.capabilities import mcp as mcp_capability
 from agent_ui.capabilities import rag as rag_capability
 from agent_ui.capabilities import sandboxes as sandbox_capability
 from agent_ui.components.tool_cards import ToolCards
@@ -38,6 +39,7 @@ CAPABILITIES: tuple[WebCapability, ...] = (
     chat_capability.CAPABILITY,
     sandbox_capability.CAPABILITY,
     rag_capability.CAPABILITY,
+    mcp_capability.CAPABILITY,
 )
 
 
@@ -65,8 +67,13 @@ def create_app(
         # to start if it cannot be. NiceGUI's own startup hook (below) runs the same idempotent start
         # in the background, which is what the NiceGUI `user` test fixture drives.
         await services.start()
-        yield
-        await services.stop()
+        try:
+            async with AsyncExitStack() as mounted:
+                for running in mounted_lifespans:
+                    await mounted.enter_async_context(running())
+                yield
+        finally:
+            await services.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -85,6 +92,7 @@ def create_app(
     app.add_middleware(OriginCheck, trusted=trusted)
     app.add_middleware(SecurityHeaders)  # outermost, so refusals carry the headers too
     include_api(app, [router for capability in capabilities for router in capability.routers])
+    mounted_lifespans = [capability.mount(app, services) for capability in capabilities if capability.mount]
     add_api_fallback(app)  # after the routers, before the UI mount takes every other path
     add_api_docs(app)
 

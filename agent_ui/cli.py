@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+from pathlib import Path
 
+from services.sandbox.image import TEMPLATES
 from services.settings import Settings
 
 
@@ -18,6 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     sandbox = commands.add_parser("sandbox", help="sandbox engine tasks")
     sandbox.add_argument("action", choices=["build-image"], help="build the sandbox image on the engine")
     sandbox.add_argument("--if-missing", action="store_true", help="only when the engine does not have it yet")
+    sandbox.add_argument("--template", choices=list(TEMPLATES), default="python",
+                         help="python (default), or agents: python with the Codex and Claude Code CLIs and the MCP "
+                              "bridge (fetched from the npm registry the first time)")  # fmt: skip
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -51,14 +57,21 @@ def main(argv: list[str] | None = None) -> None:
         host = docker_host(settings.sandbox)
         client = docker.DockerClient(base_url=host) if host else docker.from_env()
         where = host or "the default Docker engine"
+        # The python image may be renamed in the settings; the others are named by what they hold.
+        image = settings.sandbox.image if args.template == "python" else TEMPLATES[args.template].image
         if args.if_missing:
             try:
-                client.images.get(settings.sandbox.image)
-                print(f"{settings.sandbox.image} is on {where}")
+                client.images.get(image)
+                print(f"{image} is on {where}")
                 return
             except docker.errors.ImageNotFound:
                 pass
-        print(f"built {build_image(client, settings.sandbox.image)} on {where}")
+        # npm downloads are kept beside the local backend's root filesystems
+        local_dir = settings.sandbox.local_dir or (
+            Path("/var/lib/agent-ui-sandbox") if os.geteuid() == 0 else settings.data_dir / "sandboxes"
+        )
+        built = build_image(client, image, args.template, download_dir=local_dir / "downloads")
+        print(f"built {built} on {where}")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,12 @@ from services.instances import InstanceLease, LiveInstances
 from services.jobs import JobKind, JobService
 from services.llm import ModelRegistry
 from services.llm.metered import ModelCalls
+from services.provisioning import Provisioner, Provisioners
 from services.references import References
 from services.runs import RunKind, RunService
 from services.settings import Settings
 from services.tools import ToolCatalog, ToolProvider
+from services.vault import Vault
 
 DependencyStatus = Literal["ok", "down", "not_configured", "starting", "idle"]
 
@@ -66,6 +68,10 @@ class Core:
     # Who owns an id of another capability (a chat session, a run): capabilities register a resolver for their
     # id prefix and ask ``ensure_owned`` before storing a link to an object they do not own.
     references: References
+    # Credentials at rest (a user's API keys for tools, a server's headers): seal before storing, open to use.
+    vault: Vault
+    # Capabilities that prepare a user's new sandbox (files in its home, mounts) and tidy up after it.
+    provisioners: Provisioners
 
 
 class Capability:
@@ -91,6 +97,10 @@ class Capability:
         return CapabilityInfo(enabled=True)
 
     def tool_providers(self) -> list[ToolProvider]:
+        return []
+
+    def provisioners(self) -> list[Provisioner]:
+        """What prepares a user's new sandbox (services/provisioning.py)."""
         return []
 
     def run_kinds(self) -> list[RunKind]:

@@ -26,11 +26,13 @@ from services.instances import InstanceLease
 from services.jobs import JobService
 from services.llm import LocalModelRunner, ModelRegistry
 from services.llm.metered import ModelCalls
+from services.provisioning import Provisioners
 from services.references import References, row_owner, run_describer
 from services.runs import Run, RunService
 from services.security import derive_key
 from services.settings import Settings
 from services.tools import ToolCatalog
+from services.vault import Vault
 
 T = TypeVar("T")
 
@@ -185,7 +187,8 @@ def build_core(settings: Settings, secret: bytes, *, passwords: Passwords | None
     return Core(settings=settings, secret=secret, version=app_version(), db=db, instance=instance, auth=auth,
                 api_keys=ApiKeyService(db=db, digester=digester, principals=principals), credits=credits, runs=runs,
                 jobs=jobs, artifacts=artifacts, models=models, calls=calls, tools=ToolCatalog(),
-                references=references)  # fmt: skip
+                references=references, provisioners=Provisioners(), vault=Vault(secret, [old.get_secret_value().encode()
+                                                            for old in settings.previous_secret_keys]))  # fmt: skip
 
 
 def build_services(
@@ -207,6 +210,8 @@ def build_services(
             core.jobs.register(job_kind)
         for provider in capability.tool_providers():
             core.tools.add(provider)
+        for provisioner in capability.provisioners():
+            core.provisioners.add(provisioner)
         for service in capability.services():
             by_type[type(service)] = service
     # Recovery order: runs first (their kinds tidy up), then each capability (sandboxes settle their minutes),

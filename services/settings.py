@@ -204,6 +204,18 @@ class RagSettings(BaseModel):
     embedding: EmbeddingSettings = EmbeddingSettings()
 
 
+class McpSettings(BaseModel):
+    """MCP: servers users register, how long the client waits on them, and whether URLs may reach private addresses."""
+
+    enabled: bool = True
+    # Server URLs never reach loopback or private addresses (the database, Redis) unless the deployment allows it.
+    allow_private_urls: bool = False
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    call_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    idle_s: float = Field(default=300.0, gt=0)  # a pooled session unused this long is closed
+    max_servers_per_user: int = Field(default=50, ge=1)
+
+
 class InstanceSettings(BaseModel):
     """Each process holds a lease in the database; work of a process whose lease ran out is recovered by others."""
 
@@ -239,6 +251,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("AGENT_UI_DATABASE_URL", "DATABASE_URL")
     )
     secret_key: SecretStr | None = None
+    # Secrets this instance had before: credentials sealed with them still open (and are sealed again on write).
+    previous_secret_keys: list[SecretStr] = []
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     server: ServerSettings = ServerSettings()
     db: DatabaseSettings = DatabaseSettings()
@@ -251,6 +265,7 @@ class Settings(BaseSettings):
     runs: RunSettings = RunSettings()
     jobs: JobSettings = JobSettings()
     rag: RagSettings = RagSettings()
+    mcp: McpSettings = McpSettings()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL as given, or the SQLite file in the data dir."""

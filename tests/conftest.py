@@ -7,7 +7,9 @@ import gc
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from nicegui.testing.general import nicegui_reset_globals
@@ -215,6 +218,23 @@ def docker_engine() -> str:
     return host
 
 
+@pytest.fixture(scope="session")
+def agents_engine(docker_engine: str) -> str:
+    """The Docker engine with the agents image built on it (the first time: npm downloads, then the import)."""
+    import docker
+
+    from services.sandbox.image import TEMPLATES, build_image
+
+    client = docker.DockerClient(base_url=docker_engine)
+    try:
+        client.images.get(TEMPLATES["agents"].image)
+    except docker.errors.ImageNotFound:
+        started = time.monotonic()
+        build_image(client, template="agents", download_dir=Path("/var/lib/agent-ui-sandbox/downloads"))
+        print(f"built {TEMPLATES['agents'].image} in {time.monotonic() - started:.0f} s")
+    return docker_engine
+
+
 @asynccontextmanager
 async def started(application: FastAPI) -> AsyncIterator[FastAPI]:
     """What the app's lifespan does: NiceGUI's startup, the app's own lifespan, NiceGUI's shutdown. NiceGUI's
@@ -223,9 +243,11 @@ async def started(application: FastAPI) -> AsyncIterator[FastAPI]:
     from nicegui.nicegui import _shutdown, _startup
 
     await _startup()
-    async with application.state.own_lifespan(application):
-        yield application
-    await _shutdown()
+    try:
+        async with application.state.own_lifespan(application):
+            yield application
+    finally:
+        await _shutdown()  # also when the app's own shutdown failed, or every later test finds NiceGUI started
 
 
 @pytest.fixture
@@ -237,6 +259,22 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         application = create_app(settings, passwords=cheap_passwords())
         async with started(application):
             yield application
+
+
+@pytest.fixture
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """The in-process app behind a real uvicorn on a free port (for clients that need a server: WebSockets,
+    the MCP SDK's own HTTP client)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(10):
+        while not server.started:
+            await asyncio.sleep(0.01)
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    await task
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from services.auth import Scope
 from services.capabilities import Capability, Core
 from services.jobs import JobContext, JobKind, JobRead
 from services.sandbox import SandboxService
-from services.settings import Settings
+from services.settings import McpSettings, Settings
 from tests.conftest import TEST_SECRET, Account, nicegui_reset_globals, started
 from tests.sse import parse
 
@@ -88,7 +88,9 @@ def settings(settings: Settings) -> Settings:
     directory (/var/lib/agent-ui-sandbox) labelled with a deployment id derived from the secret alone; any other
     app started with the suite's shared secret on another database (another test process on this machine) takes
     these sandboxes for orphans of a dead instance and deletes their workspaces mid-test."""
-    return settings.model_copy(update={"secret_key": SecretStr(f"isolation-{uuid.uuid4().hex}-{'z' * 16}")})
+    # MCP servers here are URLs on this machine that refuse at once (no network, no waiting on a timeout).
+    return settings.model_copy(update={"secret_key": SecretStr(f"isolation-{uuid.uuid4().hex}-{'z' * 16}"),
+                                       "mcp": McpSettings(allow_private_urls=True)})  # fmt: skip
 
 
 @pytest.fixture
@@ -159,6 +161,16 @@ MATRIX: dict[tuple[str, str], Call] = {
                                                              json={"title": "renamed by bob"}),
     ("DELETE", f"{AGENT}/chat/sessions/{{session_id}}"): Call(("session",), owner=204),
     ("GET", f"{AGENT}/sandboxes/{{sandbox_id}}"): Call(("sandbox",), owner=200),
+    ("GET", f"{AGENT}/mcp/servers/{{server_id}}"): Call(("mcp_server",), owner=200),
+    ("PATCH", f"{AGENT}/mcp/servers/{{server_id}}"): Call(("mcp_server",), owner=200, json={"enabled": False}),
+    ("DELETE", f"{AGENT}/mcp/servers/{{server_id}}"): Call(("mcp_server",), owner=204),
+    ("POST", f"{AGENT}/mcp/servers/{{server_id}}/test"): Call(("mcp_server",), owner=200),
+    ("GET", f"{AGENT}/mcp/servers/{{server_id}}/tools"): Call(("mcp_server",), owner=503),  # it refuses: 503
+    ("POST", f"{AGENT}/mcp/servers/{{server_id}}/tools/{{name}}/call"): Call(
+        ("mcp_server",), owner=503, json={"arguments": {}}, others=(("name", "mcp_tool"),)),
+    ("PATCH", f"{AGENT}/user-settings/mcp/{{tool_type}}"): Call(("mcp_setting",), owner=200,
+                                                               json={"is_active": False}),
+    ("DELETE", f"{AGENT}/user-settings/mcp/{{tool_type}}"): Call(("mcp_setting",), owner=204),
     # The terminal's routes before the sandbox's delete (the owner's delete goes through).
     ("POST", f"{AGENT}/sandboxes/{{sandbox_id}}/terminals"): Call(("sandbox",), owner=201, json={}),
     ("GET", f"{AGENT}/sandboxes/{{sandbox_id}}/terminals"): Call(("sandbox",), owner=200),
@@ -185,6 +197,8 @@ LISTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     f"{AGENT}/credits/usage": (("session",), {}),
     f"{AGENT}/credits/history": (("run",), {}),
     f"{RAG}/resources": (("resource", "rag_job", "rag_artifact"), {}),
+    f"{AGENT}/mcp/servers": (("mcp_server",), {}),
+    f"{AGENT}/user-settings/mcp": (("mcp_setting",), {}),
 }
 NOT_LISTS = {
     "/api/v1/auth/me",
@@ -194,7 +208,7 @@ NOT_LISTS = {
     f"{AGENT}/credits/spend",
 }
 ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "terminal", "resource", "chunk",
-             "rag_job", "rag_artifact")  # fmt: skip
+             "rag_job", "rag_artifact", "mcp_server", "mcp_setting")  # fmt: skip
 ADMIN_LISTS = {"/api/v1/admin/users"}  # every user's: 403 to anyone but an admin
 
 
@@ -335,6 +349,18 @@ async def one_of_each(client: httpx.AsyncClient, account: Account) -> Objects:
     (hit,) = found.json()["hits"]
     objects.ids |= {"resource": resource["id"], "chunk": hit["chunk_id"], "rag_job": resource["job_id"],
                     "rag_artifact": resource["artifact_id"]}  # fmt: skip
+
+    tag = uuid.uuid4().hex[:8]
+    server = await client.post(f"{AGENT}/mcp/servers", json={"name": f"server-{tag}", "transport": "streamable_http",
+                                                             "url": f"http://127.0.0.1:9/{tag}"},
+                               headers=account.headers)  # fmt: skip
+    assert server.status_code == 201, server.text
+    setting = await client.post(f"{AGENT}/user-settings/mcp/custom", json={"name": f"tool-{tag}", "mcp_config": {},
+                                                                          "auth_json": {"token": f"t-{tag}-secret"}},
+                                headers=account.headers)  # fmt: skip
+    assert setting.status_code == 201, setting.text
+    objects.ids |= {"mcp_server": server.json()["id"], "mcp_setting": setting.json()["tool_type"],
+                    "mcp_tool": f"echo{tag}"}  # fmt: skip
     return objects
 
 
@@ -424,6 +450,12 @@ async def assert_untouched(
             assert [hit["chunk_id"] for hit in found.json()["hits"]] == [ident], (after, found.text)
         elif kind == "rag_job":
             assert (await get(f"{AGENT}/runs/{ident}")).json()["status"] == "done", after
+        elif kind == "mcp_server":
+            server = (await get(f"{AGENT}/mcp/servers/{ident}")).json()
+            assert server["enabled"] is True and server["url"].startswith("http://127.0.0.1:9/"), (after, server)
+        elif kind == "mcp_setting":
+            (setting,) = (await get(f"{AGENT}/user-settings/mcp")).json()
+            assert setting["tool_type"] == ident and setting["is_active"] is True, (after, setting)
         elif kind == "rag_artifact":
             assert (await get(f"{AGENT}/artifacts/{ident}")).text == rag_text(alice.account), after
         else:

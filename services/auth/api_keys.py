@@ -86,6 +86,32 @@ class ApiKeyService:
             session.add(key)
         self._principals.clear()
 
+    async def mint_for_sandbox(self, user_id: str, sandbox_id: str, scopes: tuple[Scope, ...]) -> str:
+        """A key of the user's that acts in one sandbox only (its sandbox tools run there), made for what runs
+        inside it; the token is returned once. Revoked with :meth:`revoke_sandbox_keys` when the sandbox goes."""
+        token = new_api_key()
+        key = ApiKey(id=new_id("key"), user_id=user_id, api_key=self._digester.digest(token),
+                     prefix=token[:API_KEY_DISPLAY_LENGTH], name=f"sandbox {sandbox_id}",
+                     scopes=sorted({scope.value for scope in scopes}), sandbox_id=sandbox_id,
+                     created_at=self._clock())  # fmt: skip
+        async with self._db.transaction() as session:
+            session.add(key)
+        return token
+
+    async def revoke_sandbox_keys(self, user_id: str, sandbox_id: str) -> int:
+        """Every live key bound to the sandbox stops working at once."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            statement = select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.sandbox_id == sandbox_id,
+                                             col(ApiKey.revoked_at).is_(None))  # fmt: skip
+            keys = list((await session.exec(statement)).all())
+            for key in keys:
+                key.revoked_at, key.is_active = now, False
+                session.add(key)
+        if keys:
+            self._principals.clear()
+        return len(keys)
+
     @staticmethod
     async def _owned(session: AsyncSession, user_id: str, key_id: str) -> ApiKey:
         key = await repo.owned_api_key(session, user_id, key_id)

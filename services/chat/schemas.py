@@ -21,15 +21,21 @@ class ChatStreamRequest(BaseModel):
     system_prompt: str | None = Field(default=None, max_length=20_000)
     parent_message_id: str | None = Field(default=None, max_length=64)
     tools: list[GroupName] | None = Field(
-        default=None, max_length=32,
+        default=None,
+        max_length=32,
         description="tool groups to offer (builtin, sandbox, ...; see /config); default: every group your key may use",
     )
     rag_resource_ids: list[ResourceId] | None = Field(
-        default=None, max_length=50,
+        default=None,
+        max_length=50,
         description="ground the turn in these resources: it starts by searching them, and the answer cites them",
     )
     sandbox_id: str | None = Field(default=None, max_length=64)
-    mcp_server_ids: list[str] | None = None
+    mcp_server_ids: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        default=None,
+        max_length=100,
+        description="offer the tools of these MCP servers only (default: every enabled one)",
+    )
     max_tool_rounds: int | None = Field(default=None, ge=0, le=20)
 
 

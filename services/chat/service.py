@@ -104,6 +104,9 @@ class ChatService:
         )
         model = await self._model_for_turn(user_id, request)
         tools = await self._tools.tools_for(principal, groups) if groups else []
+        if request.mcp_server_ids is not None:  # the composer's choice of servers (the tools with a subject)
+            chosen = set(request.mcp_server_ids)
+            tools = [tool for tool in tools if tool.subject is None or tool.subject in chosen]
         grounding = await self._grounding(principal, request)
         now = self._clock()
         lock = f"chat-session:{request.session_id}" if request.session_id else None

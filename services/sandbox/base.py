@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from services.provisioning import SandboxMount
+
 WORKSPACE = "/workspace"
 # The sandbox user's home: /home/sandbox links here, so config files and shell history last as long as the
 # workspace does.
@@ -33,6 +35,8 @@ class SandboxSpec:
     limits: Limits
     network: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # Host folders it sees read-only (the same for every sandbox: services/provisioning.py).
+    mounts: tuple[SandboxMount, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class SandboxCapability(Capability):
         if backends:
             self.service = SandboxService(db=core.db, backends=backends, credits=core.credits,
                                           references=core.references, settings=settings.sandbox,
+                                          provisioners=core.provisioners,
                                           prices=settings.credits, owner=core.instance.id)  # fmt: skip
         # What the credits statement calls a sandbox's charge (no owner check: nothing links to a sandbox by id).
         core.references.register("sbx", describe=row_describer(core.db, Sandbox, _label))

@@ -48,7 +48,9 @@ WorkspacePath = Annotated[str, AfterValidator(check_workspace_path)]
 
 class SandboxCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    template: Literal["python"] = "python"
+    template: Literal["python", "agents"] = Field(
+        default="python", description="agents: with the Codex and Claude Code CLIs and the MCP bridge"
+    )
     timeout_s: int | None = Field(default=None, ge=30, le=7 * 24 * 3600)
     cpu: float | None = Field(default=None, ge=0.01, le=64)  # engines take no less than 1% of a CPU
     memory_mb: int | None = Field(default=None, ge=32, le=1024 * 1024)

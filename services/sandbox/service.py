@@ -32,6 +32,7 @@ from services.ids import new_id
 from services.instances import LiveInstances
 from services.money import to_micro
 from services.periodic import Periodic
+from services.provisioning import NewSandbox, Provisioners
 from services.references import References
 from services.sandbox.base import (
     WORKSPACE,
@@ -45,6 +46,7 @@ from services.sandbox.base import (
     SandboxSpec,
     result_of,
 )
+from services.sandbox.image import template_named
 from services.sandbox.models import Sandbox
 from services.sandbox.pool import WarmPool, WarmSandbox
 from services.sandbox.schemas import (
@@ -87,6 +89,7 @@ class SandboxService:
         credits: CreditService,
         references: References,
         settings: SandboxSettings,
+        provisioners: Provisioners | None = None,
         prices: CreditsSettings,
         owner: str,
         clock: Clock = utcnow,
@@ -96,6 +99,7 @@ class SandboxService:
         caller's."""
         self._db = db
         self._references = references
+        self._provisioners = provisioners or Provisioners()
         self._owner = owner
         self._candidates = backends
         self.backend = backends[0]
@@ -153,7 +157,8 @@ class SandboxService:
         """What a pooled sandbox is: the default limits, no network, no env, and no owner yet."""
         settings = self._settings
         return SandboxSpec(sandbox_id=new_id("sbx"), user_id="", image=settings.image,
-                           limits=self._limits(settings.default_cpu, settings.default_memory_mb))  # fmt: skip
+                           limits=self._limits(settings.default_cpu, settings.default_memory_mb),
+                           mounts=tuple(self._provisioners.mounts()))  # fmt: skip
 
     async def recover(self, live: LiveInstances) -> None:
         """Sandboxes of instances that are gone: their containers (warm pool leftovers too) are removed and their
@@ -230,9 +235,9 @@ class SandboxService:
             session_id=request.session_id, timeout_s=timeout_s, created_at=now,
             expires_at=now + timedelta(seconds=timeout_s), owner_instance=self._owner,
         )  # fmt: skip
-        spec = SandboxSpec(sandbox_id=sandbox.id, user_id=user_id, image=settings.image,
+        spec = SandboxSpec(sandbox_id=sandbox.id, user_id=user_id, image=self._image(request.template),
                            limits=self._limits(cpu, memory_mb), network=request.network,
-                           env=dict(request.env))  # fmt: skip
+                           env=dict(request.env), mounts=tuple(self._provisioners.mounts()))  # fmt: skip
         warm: WarmSandbox | None = None
         try:
             # One transaction for the quota, the hand-out, the row and the minutes' hold: a warm create is done
@@ -257,6 +262,7 @@ class SandboxService:
             raise
         if warm is not None:
             self.pool.handed_out()
+            await self._provision(sandbox)
             return SandboxRead.model_validate(sandbox)
         ref: str | None = None
         try:
@@ -267,7 +273,20 @@ class SandboxService:
         except BaseException:
             await self._abandon(sandbox, ref)
             raise
+        await self._provision(sandbox)
         return SandboxRead.model_validate(sandbox)
+
+    async def _provision(self, sandbox: Sandbox) -> None:
+        """What other capabilities put into a user's new sandbox (their CLI settings, a key of its own)."""
+        user_id, sandbox_id = sandbox.user_id, sandbox.id
+
+        async def write_file(path: str, data: bytes) -> None:
+            await self.write(user_id, sandbox_id, path, data)
+
+        await self._provisioners.created(NewSandbox(sandbox_id, user_id, sandbox.template, write_file))
+
+    def _image(self, template: str) -> str:
+        return self._settings.image if template == "python" else template_named(template).image
 
     async def _abandon(self, sandbox: Sandbox, ref: str | None) -> None:
         """A cold create that failed (the engine refused or failed, the caller went away, the row could not be
@@ -289,7 +308,7 @@ class SandboxService:
     def _pool_spec_fits(self, spec: SandboxSpec) -> bool:
         """A pooled sandbox serves only a request that asks for exactly what it was started with."""
         settings = self._settings
-        return (not spec.network and not spec.env
+        return (not spec.network and not spec.env and spec.image == settings.image
                 and spec.limits == self._limits(settings.default_cpu, settings.default_memory_mb))  # fmt: skip
 
     async def _discard(self, ref: str) -> None:
@@ -374,6 +393,7 @@ class SandboxService:
                 [],
             )
             await session.merge(sandbox)
+        await self._provisioners.destroyed(sandbox.user_id, sandbox.id)
 
     def _holds(self, sandbox: Sandbox) -> builtins.list[Hold]:
         """The holds paying for a sandbox's minutes (one with nothing held when it is free)."""

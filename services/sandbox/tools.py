@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.auth.schemas import Principal
 from services.auth.scopes import Scope
+from services.errors import ValidationFailedError
 from services.sandbox.schemas import MAX_PATH_BYTES, ExecRequest, SandboxCreate, WorkspacePath, no_nul
 from services.sandbox.service import SandboxService
 from services.tools import Tool, ToolContext, ToolGroup
@@ -82,8 +83,14 @@ class SessionSandboxTools:
         return list(self._tools)
 
     async def sandbox_for(self, context: ToolContext) -> str:
-        """The chat session's live sandbox (a job's: its run's), created on first use."""
+        """The sandbox a key is bound to (the one a provisioned sandbox's tools use), else the chat session's
+        live sandbox (a job's: its run's), created on first use."""
+        if context.principal.sandbox_id is not None:
+            return context.principal.sandbox_id
         owner = context.session_id or context.run_id
+        if not owner:
+            raise ValidationFailedError("sandbox tools outside a chat or job need a key bound to a sandbox",
+                                        code="sandbox_required")  # fmt: skip
         found = await self._sandboxes.of_session(context.user_id, owner)
         if found is not None and found.status == "running":
             return found.id

@@ -109,6 +109,11 @@ class Tool:
     # Its result is material to answer from (passages of documents), not an answer: a model without native tool
     # calls reads it before the question instead of in a note of results after it.
     reads_as_context: bool = False
+    # A schema given as JSON (an MCP server's tool) instead of derived from ``args``; ``args`` then takes any
+    # object and the handler checks it against this schema.
+    input_schema: dict[str, Any] | None = None
+    # The object the tool acts on (an MCP server's id), so a turn can offer the tools of some of them only.
+    subject: str | None = None
 
     def __post_init__(self) -> None:
         if not TOOL_NAME.match(self.name):
@@ -122,6 +127,8 @@ class Tool:
 
     @cached_property
     def parameters(self) -> dict[str, Any]:
+        if self.input_schema is not None:
+            return {"type": "object", "properties": {}, **self.input_schema}
         schema = _plain(self.args.model_json_schema())
         schema.setdefault("properties", {})
         return schema
@@ -167,3 +174,9 @@ def clip(text: str, limit: int) -> str:
 
 class NoArguments(BaseModel):
     model_config = {"extra": "forbid"}
+
+
+class AnyArguments(BaseModel):
+    """Whatever object the model sends: for tools whose ``input_schema`` is checked by their handler."""
+
+    model_config = {"extra": "allow"}

@@ -54,7 +54,7 @@ from services.sandbox.base import (
     SandboxSpec,
     create_or_undo,
 )
-from services.sandbox.image import RECIPE_VERSION, SANDBOX_UID, build_rootfs
+from services.sandbox.image import SANDBOX_UID, build_rootfs, template_named, template_of_image
 from services.sandbox.spawn import Child, spawn, spawn_child
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -103,25 +103,26 @@ def _read_info(fd: int) -> str:
         os.close(fd)
 
 
-def ensure_rootfs(cache_dir: Path) -> Path:
-    """The image's root filesystem unpacked once into the cache (blocking)."""
-    target = cache_dir / f"rootfs-r{RECIPE_VERSION}"
+def ensure_rootfs(cache_dir: Path, template: str = "python") -> Path:
+    """The template's root filesystem unpacked once into the cache (blocking; the agents template fetches its
+    npm packages into ``cache_dir/downloads`` the first time)."""
+    target = cache_dir / template_named(template).rootfs
     marker = target / ".complete"
     if marker.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         cache_dir.chmod(0o755)  # sandboxes run as an unprivileged host user who must reach the root filesystem
-    with (cache_dir / ".rootfs.lock").open("w") as lock:
+    with (cache_dir / f".{target.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():
             return target
-        partial = cache_dir / f".rootfs-r{RECIPE_VERSION}.partial"
+        partial = cache_dir / f".{target.name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
-        tar_path = cache_dir / ".rootfs.tar"
+        tar_path = cache_dir / f".{target.name}.tar"
         with tar_path.open("wb") as handle:
-            build_rootfs(handle)
+            build_rootfs(handle, template, download_dir=cache_dir / "downloads")
         with tarfile.open(tar_path) as tar:
             tar.extractall(partial, filter="tar")
         tar_path.unlink()
@@ -140,7 +141,7 @@ class LocalSandboxBackend:
         self._cache_dir = cache_dir
         self._instance = instance
         self._owner = owner
-        self._rootfs: Path | None = None
+        self._rootfs: dict[str, Path] = {}  # by template, unpacked on first use
         self._bwrap = shutil.which("bwrap")
         self._setpriv = shutil.which("setpriv")
         self._nsenter = shutil.which("nsenter")
@@ -176,13 +177,20 @@ class LocalSandboxBackend:
         if self._setpriv is None or self._nsenter is None:
             raise UpstreamUnavailableError("setpriv and nsenter (util-linux) are needed to run local sandboxes "
                                            "unprivileged and to keep their processes")  # fmt: skip
-        if self._rootfs is None:
-            self._rootfs = await asyncio.to_thread(ensure_rootfs, self._cache_dir)
+        await self._rootfs_of("python")
         limits = "cgroups v1" if self.uses_cgroups else "rlimits only (cgroups are not writable)"
         return f"bubblewrap, {limits}"
 
+    async def _rootfs_of(self, template: str) -> Path:
+        """The template's root filesystem, unpacked the first time (the agents one takes a while)."""
+        if template not in self._rootfs:
+            self._rootfs[template] = await asyncio.to_thread(ensure_rootfs, self._cache_dir, template)
+        return self._rootfs[template]
+
     async def create(self, spec: SandboxSpec) -> str:
         await self.ping()
+        template = template_of_image(spec.image)  # the spec names the template's image; ours is its rootfs
+        await self._rootfs_of(template)
         ref = spec.sandbox_id.replace("_", "")
 
         def make() -> str:
@@ -207,7 +215,8 @@ class LocalSandboxBackend:
             (base / "workspace" / ".home").mkdir()
             self._own(base / "workspace" / ".home")
             meta = {"instance": self._instance, "owner": self._owner, "sandbox_id": spec.sandbox_id,
-                    "user_id": spec.user_id,
+                    "user_id": spec.user_id, "template": template,
+                    "mounts": [[mount.host_path, mount.sandbox_path] for mount in spec.mounts],
                     "env": spec.env, "memory_mb": spec.limits.memory_mb, "pids": spec.limits.pids,
                     "cpu": spec.limits.cpu}  # fmt: skip
             (base / "meta.json").write_text(json.dumps(meta))
@@ -239,17 +248,19 @@ class LocalSandboxBackend:
             raise UpstreamUnavailableError("the local sandbox backend could not start the sandbox",
                                            code="sandbox_engine_error") from exc  # fmt: skip
 
-    def _init_argv(self, ref: str) -> list[str]:
+    def _init_argv(self, ref: str, rootfs: Path, mounts: list[list[str]]) -> list[str]:
         """The sandbox's init: bwrap holding the namespaces, its own /tmp, a minimal /dev. bwrap writes the pid
         on fd 3 as soon as it has cloned, before the sandbox is set up; the program inside says "ready" on fd 4
         once it runs, so nothing joins a sandbox half made (whose mounts would still be the host's)."""
-        assert self._bwrap is not None and self._rootfs is not None
+        assert self._bwrap is not None
         devices = [arg for name in DEVICES for arg in ("--dev-bind", f"/dev/{name}", f"/dev/{name}")]
+        # Read-only host folders (the MCP tool server's socket); "try": one gone since leaves no hole.
+        binds = [arg for host, inside in mounts for arg in ("--ro-bind-try", host, inside)]
         return [
             self._bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
-            "--ro-bind", str(self._rootfs), "/", "--bind", str(self._dir(ref) / "workspace"), WORKSPACE,
-            "--tmpfs", "/tmp", "--proc", "/proc", "--tmpfs", "/dev", *devices,  # noqa: S108
+            "--ro-bind", str(rootfs), "/", "--bind", str(self._dir(ref) / "workspace"), WORKSPACE,
+            "--tmpfs", "/tmp", *binds, "--proc", "/proc", "--tmpfs", "/dev", *devices,  # noqa: S108
             "--chdir", WORKSPACE, "--clearenv", "--info-fd", "3", "--",
             "/bin/sh", "-c", "echo ready >&4; exec 3>&- 4>&- sleep 2147483647",
         ]  # fmt: skip
@@ -264,11 +275,15 @@ class LocalSandboxBackend:
                 return known[1]
             await self.ping()
             meta = await self._meta(ref)
+            rootfs = await self._rootfs_of(str(meta.get("template", "python")))
+            listed = meta.get("mounts")
+            mounts = [[str(host), str(inside)] for host, inside in listed] if isinstance(listed, list) else []
             devnull = os.open(os.devnull, os.O_RDWR)
             info_read, info_write = os.pipe()
             ready_read, ready_write = os.pipe()
             try:
-                init = spawn_child([*self._launcher(ref, meta), *self._init_argv(ref)], env={"PATH": "/usr/bin:/bin"},
+                init = spawn_child([*self._launcher(ref, meta), *self._init_argv(ref, rootfs, mounts)],
+                                   env={"PATH": "/usr/bin:/bin"},
                                    fds={0: devnull, 1: devnull, 2: devnull, 3: info_write, 4: ready_write})  # fmt: skip
             finally:
                 for fd in (devnull, info_write, ready_write):

@@ -39,7 +39,7 @@ from services.sandbox.base import (
     SandboxSpec,
     create_or_undo,
 )
-from services.sandbox.image import SANDBOX_UID
+from services.sandbox.image import SANDBOX_UID, template_of_image
 
 T = TypeVar("T")
 # How the engine words a container that is on its way out, whatever status it answers with.
@@ -191,7 +191,13 @@ class DockerSandboxBackend:
             import docker.errors
 
             client = self._docker()
-            client.images.get(spec.image)  # never pulled: no registry is assumed reachable
+            try:
+                client.images.get(spec.image)  # never pulled: no registry is assumed reachable
+            except docker.errors.ImageNotFound as exc:
+                template = template_of_image(spec.image)
+                build = "agent-ui sandbox build-image" + ("" if template == "python" else f" --template {template}")
+                raise UpstreamUnavailableError(f"the sandbox image is not built on this engine: run `{build}`",
+                                               code="sandbox_image_missing") from exc  # fmt: skip
             try:
                 container = make(client)
             except docker.errors.APIError as exc:
@@ -223,7 +229,7 @@ class DockerSandboxBackend:
                 network_mode="bridge" if spec.network else "none",
                 read_only=True,
                 tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},  # noqa: S108
-                volumes={volume.name: {"bind": WORKSPACE, "mode": "rw"}},
+                volumes={volume.name: {"bind": WORKSPACE, "mode": "rw"}, **self._binds(spec)},
                 mem_limit=f"{spec.limits.memory_mb}m",
                 memswap_limit=f"{spec.limits.memory_mb}m",
                 nano_cpus=int(spec.limits.cpu * 1e9),
@@ -234,6 +240,13 @@ class DockerSandboxBackend:
             )
 
         return await create_or_undo(self._call(create), self.destroy)
+
+    def _binds(self, spec: SandboxSpec) -> dict[str, dict[str, str]]:
+        """The spec's host folders, read-only; only on an engine on this machine (a remote one has other
+        folders under the same paths)."""
+        if not (self._docker_host or "unix://").startswith("unix://"):
+            return {}
+        return {mount.host_path: {"bind": mount.sandbox_path, "mode": "ro"} for mount in spec.mounts}
 
     @staticmethod
     def _remove_named(client: Any, name: str) -> None:

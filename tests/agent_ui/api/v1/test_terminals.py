@@ -8,14 +8,10 @@ import json
 import os
 import re
 import signal
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -35,21 +31,6 @@ def sandbox_settings(request: pytest.FixtureRequest, docker_engine: str) -> dict
         "backend": "local", "docker_host": docker_engine, "max_live_per_user": 2, "default_memory_mb": 256,
         "warm_pool": {"docker": 0, "local": 0}, **changes,
     }  # fmt: skip
-
-
-@pytest.fixture
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """The in-process app behind a real uvicorn on a free port (WebSockets need a server)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(10):
-        while not server.started:
-            await asyncio.sleep(0.01)
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await task
 
 
 class Screen:
