@@ -130,7 +130,9 @@ class _SocketServer(uvicorn.Server):
 async def _serving_socket(app: ASGIApp, path: Path) -> AsyncIterator[None]:
     """Serve ``app`` on a unix socket anyone may connect to (the sandbox user is another uid; keys decide)."""
     await asyncio.to_thread(path.unlink, missing_ok=True)  # left by a process that died
-    server = _SocketServer(uvicorn.Config(app, uds=str(path), lifespan="off", log_level="warning"))
+    # No logging config or access-log switch of its own: either would change the app server's loggers (uvicorn
+    # configures them globally).
+    server = _SocketServer(uvicorn.Config(app, uds=str(path), lifespan="off", log_config=None))
     task = asyncio.create_task(server.serve(), name="mcp tool server socket")
     try:
         async with asyncio.timeout(10):

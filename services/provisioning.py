@@ -1,4 +1,5 @@
-"""Preparing a user's new sandbox, by capabilities that are not the sandbox's: the seam between them.
+"""Sandboxes as other capabilities see them, without importing the sandbox capability: preparing a user's new
+sandbox, and running a program in one of a user's sandboxes with its stdin and stdout as a byte stream.
 
 The sandbox capability asks every provisioner for the read-only host folders each sandbox must see (given when a
 sandbox is started, the warm pool's too, so they are the same for every sandbox) and tells them when a sandbox has
@@ -13,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from services.errors import UpstreamUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +47,34 @@ class Provisioner(Protocol):
     async def sandbox_destroyed(self, user_id: str, sandbox_id: str) -> None: ...
 
 
+class ProcessStream(Protocol):
+    """A program's stdin and stdout: ``read`` gives ``b""`` at its end; ``close`` ends it (idempotent)."""
+
+    async def read(self) -> bytes: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+ProcessOpener = Callable[[str, str, list[str], dict[str, str]], Awaitable[ProcessStream]]
+
+
 class Provisioners:
     def __init__(self) -> None:
         self._all: list[Provisioner] = []
+        self._opener: ProcessOpener | None = None
+
+    def serve_processes(self, opener: ProcessOpener) -> None:
+        """The sandbox capability's way to run a program in a user's sandbox (one per process)."""
+        self._opener = opener
+
+    async def open_process(self, user_id: str, sandbox_id: str, argv: list[str], env: dict[str, str]) -> ProcessStream:
+        """``argv`` in the user's live sandbox ``sandbox_id`` (404 for another's or a gone one; 503 when this
+        instance runs no sandboxes)."""
+        if self._opener is None:
+            raise UpstreamUnavailableError("sandboxes are not enabled on this instance", code="sandboxes_disabled")
+        return await self._opener(user_id, sandbox_id, argv, env)
 
     def add(self, provisioner: Provisioner) -> None:
         self._all.append(provisioner)

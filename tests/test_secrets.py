@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets as random
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.live_server import live_server
 from tests.sse import parse
 from tests.upstream import ScriptedUpstream
 
+NOTES_SERVER = Path(__file__).resolve().parent / "services" / "mcp" / "servers" / "notes_server.py"
 REGISTER, LOGIN, LOGOUT, ME = "/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/me"
 KEYS, CHAT = "/api/v1/agent/api-keys", "/api/v1/agent/chat/stream"
 PASSWORDS = {"admin": "admin-pw-Kq7vX2mLp9Rt", "alice": "alice-pw-Zt4kR8wN1Yb", "bob": "bob-pw-Hm3jD6sF0Wc"}
@@ -105,6 +107,8 @@ async def workload(http: httpx.AsyncClient) -> dict[str, str]:
     assert (await http.get(ME)).json()["email"] == "bob@example.com"
     http.cookies.clear()
 
+    known |= await mcp_workload(http, tokens["admin"], tokens["alice"])
+
     known["a made-up key"] = "sk_" + random.token_urlsafe(32)
     known["a made-up session token"] = random.token_urlsafe(32)
     for name in ("a made-up key", "a made-up session token"):
@@ -115,6 +119,41 @@ async def workload(http: httpx.AsyncClient) -> dict[str, str]:
     assert (await http.get(ME, headers=bearer(keys["bob's key"]))).status_code == 401  # revoked
     assert (await http.post(LOGOUT, headers=bearer(tokens["alice"]))).status_code == 204
     assert (await http.get(ME, headers=bearer(tokens["alice"]))).status_code == 401  # signed out
+    return known
+
+
+async def mcp_workload(http: httpx.AsyncClient, admin: str, alice: str) -> dict[str, str]:
+    """MCP credentials: a server's env and headers (one that answers, one that refuses), a Claude Code key and a
+    custom entry's token, each stored, listed, tested and used."""
+    known = {"an MCP server's env value": "env-" + random.token_hex(12),
+             "an MCP server's header value": "hdr-" + random.token_hex(12),
+             "alice's Claude Code key": "sk-ant-api03-" + random.token_hex(16),
+             "alice's custom token": "tok-" + random.token_hex(12)}  # fmt: skip
+    servers = "/api/v1/agent/mcp/servers"
+    notes = await http.post(servers, headers=bearer(admin), json={
+        "name": "notes", "transport": "stdio", "command": sys.executable, "args": [str(NOTES_SERVER)],
+        "env": {"NOTES_TOKEN": known["an MCP server's env value"]}})  # fmt: skip
+    assert notes.status_code == 201 and notes.json()["status"] == "ok", notes.text
+    remote = await http.post(servers, headers=bearer(admin), json={
+        "name": "remote", "transport": "streamable_http", "url": "http://127.0.0.1:9/mcp",
+        "headers": {"Authorization": f"Bearer {known['an MCP server' + chr(39) + 's header value']}"}})  # fmt: skip
+    assert remote.status_code == 201 and remote.json()["status"] == "error", remote.text
+    for server in (notes.json(), remote.json()):
+        assert (await http.post(f"{servers}/{server['id']}/test", headers=bearer(admin))).status_code == 200
+    called = await http.post(f"{servers}/{notes.json()['id']}/tools/add_note/call", headers=bearer(admin),
+                             json={"arguments": {"text": "a note"}})  # fmt: skip
+    assert called.status_code == 200, called.text
+    failed = await http.post(f"{servers}/{remote.json()['id']}/tools/x/call", headers=bearer(admin), json={})
+    assert failed.status_code == 503
+    assert len((await http.get(servers, headers=bearer(admin))).json()) == 2
+    settings = "/api/v1/agent/user-settings/mcp"
+    saved = await http.post(f"{settings}/claude_code", headers=bearer(alice),
+                            json={"api_key": known["alice's Claude Code key"]})  # fmt: skip
+    assert saved.status_code == 201, saved.text
+    custom = await http.post(f"{settings}/custom", headers=bearer(alice), json={
+        "name": "tool", "mcp_config": {}, "auth_json": {"token": known["alice's custom token"]}})  # fmt: skip
+    assert custom.status_code == 201, custom.text
+    assert len((await http.get(settings, headers=bearer(alice))).json()) == 2
     return known
 
 

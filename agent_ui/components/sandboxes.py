@@ -59,6 +59,10 @@ def disabled_notice() -> None:
         )
 
 
+# The agents template adds the Codex and Claude Code CLIs; your Integrations settings are written into it.
+TEMPLATES = {"python": "Python", "agents": "Agents (Codex, Claude Code)"}
+
+
 def create_form(sandboxes: SandboxService, settings: SandboxSettings, user_id: str,
                 on_created: Callable[[SandboxRead], object]) -> None:  # fmt: skip
     """Lifetime, CPU, memory (and network where an admin allows it) within this instance's limits."""
@@ -74,6 +78,9 @@ def create_form(sandboxes: SandboxService, settings: SandboxSettings, user_id: s
             "text-sm text-grey-7"
         ).mark("sandbox-backend")
         with ui.row().classes("items-end gap-3 w-full"):
+            template = ui.select(TEMPLATES, value="python", label="Template").props("outlined dense").classes(
+                "w-56"
+            ).mark("sandbox-template")  # fmt: skip
             lifetime = ui.select(list(lifetimes), value=default_lifetime, label="Lifetime").props(
                 "outlined dense"
             ).classes("w-40").mark("sandbox-lifetime")  # fmt: skip
@@ -90,8 +97,8 @@ def create_form(sandboxes: SandboxService, settings: SandboxSettings, user_id: s
     async def create() -> None:
         button.disable()
         try:
-            request = SandboxCreate(timeout_s=lifetimes[lifetime.value], cpu=cpu.value, memory_mb=memory.value,
-                                    network=bool(network and network.value))  # fmt: skip
+            request = SandboxCreate(template=template.value, timeout_s=lifetimes[lifetime.value], cpu=cpu.value,
+                                    memory_mb=memory.value, network=bool(network and network.value))  # fmt: skip
             created = await sandboxes.create(user_id, request)
         except ValidationError:
             ui.notify("Check the limits: CPUs and memory must be positive and within this instance's maxima.",
@@ -130,6 +137,8 @@ async def sandbox_list(sandboxes: SandboxService, user_id: str) -> None:
                             ui.label(sandbox.id).classes("font-mono text-grey-7")
                         ui.badge(sandbox.status, color=STATUS_COLORS.get(sandbox.status, "grey"))
                         ui.badge(sandbox.backend, color="blue-grey").props("outline")
+                        if sandbox.template != "python":
+                            ui.badge(sandbox.template, color="deep-purple").props("outline")
                     ui.label(describe_limits(sandbox)).classes("text-xs text-grey-7")
                     ui.label(describe_expiry(sandbox)).classes("text-xs text-grey-7")
                 if live:

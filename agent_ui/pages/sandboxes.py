@@ -68,6 +68,8 @@ def register(site: Site) -> None:
                         ui.label(sandbox.id).classes("font-mono text-lg").mark("sandbox-id")
                         ui.badge(sandbox.status, color=STATUS_COLORS.get(sandbox.status, "grey")).mark("sandbox-status")
                         ui.badge(sandbox.backend, color="blue-grey").props("outline")
+                        if sandbox.template != "python":
+                            ui.badge(sandbox.template, color="deep-purple").props("outline")
                     ui.label(describe_limits(sandbox)).classes("text-xs text-grey-7")
                     expiry = ui.label(describe_expiry(sandbox)).classes("text-xs text-grey-7").mark("sandbox-expiry")
 

@@ -1,4 +1,5 @@
-"""Settings: account, API keys (shown once, with copy; list, deactivate, revoke) and credits."""
+"""Settings: account, API keys (shown once, with copy; list, deactivate, revoke), MCP servers, integrations and
+credits."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from nicegui import ui
 from agent_ui.components.api_keys import api_keys_section
 from agent_ui.components.credits import credits_section
 from agent_ui.components.layout import frame
+from agent_ui.components.mcp import mcp_sections
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from agent_ui.site import Site
 
@@ -28,5 +30,6 @@ def register(site: Site) -> None:
                 ui.label("Account").classes("text-lg font-medium")
                 ui.label(f"{principal.user.email} · {principal.user.role}").mark("account-email")
             await api_keys_section(services, principal)
+            await mcp_sections(services, principal)
             await credits_section(services, principal)
         return None

@@ -38,7 +38,8 @@ class McpCapability(Capability):
         pool = McpClientPool(
             connect_timeout_s=settings.connect_timeout_s, call_timeout_s=settings.call_timeout_s, idle_s=settings.idle_s
         )
-        self.registry = McpRegistry(db=core.db, vault=core.vault, pool=pool, settings=settings, clock=utcnow)
+        self.registry = McpRegistry(db=core.db, vault=core.vault, pool=pool, settings=settings,
+                                    references=core.references, sandboxes=core.provisioners, clock=utcnow)
         self.user_settings = McpSettingsService(db=core.db, vault=core.vault, clock=utcnow)
         self.tool_server = ToolServer(catalog=core.tools, principal_of=principal_in_scope, version=core.version)
         self.provisioner = McpProvisioner(

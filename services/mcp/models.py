@@ -34,8 +34,12 @@ class McpServer(SQLModel, table=True):
     args: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
     env: dict[str, Any] | None = Field(default=None, sa_type=JSONType)  # sealed {name: value}
     url: str | None = Field(default=None, max_length=2048)
+    # A user's stdio server runs in one of their sandboxes (an admin's may run on the host: None).
+    sandbox_id: str | None = Field(default=None, max_length=32)
     headers: dict[str, Any] | None = Field(default=None, sa_type=JSONType)  # sealed {name: value}
     shared: bool = Field(default=False)  # an admin's server every user may use
+    # Its URL may lead to a private address: registered by an admin (users' URLs are checked at every connect).
+    allow_private: bool = Field(default=False)
     enabled: bool = Field(default=True)
     # What the last connection found: its tools (name, description, input schema) and how it went.
     tools: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType, nullable=False)

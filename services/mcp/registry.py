@@ -9,7 +9,8 @@ to). ``env`` and ``headers`` are sealed by the vault and only ever shown redacte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -23,6 +24,7 @@ from services.auth.scopes import Scope
 from services.db.database import Database
 from services.errors import (
     ConflictError,
+    DomainError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
@@ -44,6 +46,8 @@ from services.mcp.schemas import (
     Transport,
 )
 from services.outbound import UrlFetcher
+from services.provisioning import ProcessStream, Provisioners
+from services.references import References
 from services.settings import McpSettings
 from services.vault import Vault, redact
 
@@ -57,11 +61,40 @@ class McpServerUnavailableError(UpstreamUnavailableError):
         super().__init__(f"MCP server {server!r}: {error}", details={"kind": error.kind})
 
 
+@dataclass(frozen=True)
+class SandboxLauncher:
+    """A user's stdio server in one of their sandboxes. Equal for equal settings, so the pool keeps its session."""
+
+    user_id: str
+    sandbox_id: str
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    opener: Callable[[str, str, list[str], dict[str, str]], Awaitable[ProcessStream]] = field(compare=False)
+
+    async def open(self) -> ProcessStream:
+        try:
+            return await self.opener(self.user_id, self.sandbox_id, list(self.argv), dict(self.env))
+        except NotFoundError as exc:
+            raise McpError("refused", f"its sandbox {self.sandbox_id} is gone or not running") from exc
+        except DomainError as exc:
+            raise McpError("exited", f"it could not be started in sandbox {self.sandbox_id}: {exc.message}") from exc
+
+
 class McpRegistry:
     def __init__(
-        self, *, db: Database, vault: Vault, pool: McpClientPool, settings: McpSettings, clock: Callable[[], datetime]
+        self,
+        *,
+        db: Database,
+        vault: Vault,
+        pool: McpClientPool,
+        settings: McpSettings,
+        references: References,
+        sandboxes: Provisioners,
+        clock: Callable[[], datetime],
     ) -> None:
         self._db = db
+        self._references = references
+        self._sandboxes = sandboxes
         self._vault = vault
         self._pool = pool
         self._settings = settings
@@ -72,11 +105,14 @@ class McpRegistry:
     async def create(self, principal: Principal, request: ServerCreate) -> ServerRead:
         """Register a server, then connect once so that its tools (or the reason it fails) show at once."""
         require_scope(principal, Scope.MCP)
-        if request.transport == "stdio" and not principal.is_admin:
+        if request.transport == "stdio" and request.sandbox_id is None and not principal.is_admin:
             raise PermissionDeniedError(
-                "a stdio server runs on the host as the app's own user, so only admins may register one",
+                "a stdio server on the host runs as the app's own user, so only admins may register one; "
+                "give sandbox_id to run it in one of your sandboxes",
                 code="admin_required",
             )
+        if request.sandbox_id is not None:
+            await self._references.ensure_owned(principal.user.id, request.sandbox_id, what="sandbox")
         if request.shared and not principal.is_admin:
             raise PermissionDeniedError("only admins can share a server with every user", code="admin_required")
         if request.url is not None:
@@ -91,8 +127,10 @@ class McpRegistry:
             args=list(request.args or []),
             env=self._seal(request.env),
             url=request.url,
+            sandbox_id=request.sandbox_id,
             headers=self._seal(request.headers),
             shared=request.shared,
+            allow_private=principal.is_admin,
             enabled=request.enabled,
             created_at=now,
             updated_at=now,
@@ -144,7 +182,7 @@ class McpRegistry:
                     raise _invalid(f"a {server.transport} server takes url and headers, not command, args or env")
                 if request.url is not None:
                     await self._urls(principal).check(request.url)
-                    server.url = request.url
+                    server.url, server.allow_private = request.url, principal.is_admin
                 if request.headers is not None:
                     server.headers = self._seal(self._kept(server.headers, request.headers))
             if request.shared is not None:
@@ -264,15 +302,17 @@ class McpRegistry:
 
     async def _spec(self, server: McpServer) -> ServerSpec:
         """How to reach the server now; its URL is checked again (a name may resolve elsewhere than when saved)."""
-        if server.url is not None and not self._settings.allow_private_urls:
-            owner_is_admin = server.shared  # only admins share; their servers may use private addresses
-            if not owner_is_admin:
-                try:
-                    await UrlFetcher(allow_private=False).check(server.url)
-                except Exception as exc:  # a refused address reads as a refused connection to the user
-                    raise McpError("refused", getattr(exc, "message", None) or str(exc)) from exc
+        if server.url is not None and not (self._settings.allow_private_urls or server.allow_private):
+            try:
+                await UrlFetcher(allow_private=False).check(server.url)
+            except DomainError as exc:  # a refused address reads as a refused connection to the user
+                raise McpError("refused", exc.message) from exc
         env = self._vault.open(server.env) if server.env else {}
         headers = self._vault.open(server.headers) if server.headers else {}
+        if server.sandbox_id is not None:
+            launcher = SandboxLauncher(server.user_id, server.sandbox_id, (server.command or "", *server.args),
+                                       tuple(sorted(env.items())), self._sandboxes.open_process)  # fmt: skip
+            return ServerSpec(transport="stdio", command=server.command, launcher=launcher)
         return ServerSpec(
             transport=cast(Transport, server.transport),
             command=server.command,
@@ -317,6 +357,7 @@ class McpRegistry:
             args=list(server.args),
             env={k: redact(v) for k, v in env.items()},
             url=server.url,
+            sandbox_id=server.sandbox_id,
             headers={k: redact(v) for k, v in headers.items()},
             shared=server.shared,
             enabled=server.enabled,

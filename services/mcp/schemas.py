@@ -53,6 +53,9 @@ class ServerFields(BaseModel):
 class ServerCreate(ServerFields):
     name: ServerName
     transport: Transport
+    sandbox_id: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="stdio: run it in this sandbox of yours (required unless you are an admin)"
+    )
     shared: bool = Field(default=False, description="admins only: every user may use it")
     enabled: bool = True
 
@@ -66,8 +69,10 @@ class ServerCreate(ServerFields):
         else:
             if not self.url:
                 raise ValueError(f"a {self.transport} server needs a url")
-            if self.command is not None or self.args or self.env:
-                raise ValueError(f"a {self.transport} server takes url and headers, not command, args or env")
+            if self.command is not None or self.args or self.env or self.sandbox_id:
+                raise ValueError(
+                    f"a {self.transport} server takes url and headers, not command, args, env or sandbox_id"
+                )
         return self
 
 
@@ -99,6 +104,7 @@ class ServerRead(BaseModel):
     args: list[str]
     env: dict[str, str] = Field(description="values redacted")
     url: str | None
+    sandbox_id: str | None = Field(description="stdio: the sandbox it runs in (None: on the host)")
     headers: dict[str, str] = Field(description="values redacted")
     shared: bool
     enabled: bool

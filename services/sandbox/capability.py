@@ -8,7 +8,7 @@ import time
 
 from services.capabilities import Capability, CapabilityInfo, Core, DependencyHealth
 from services.instances import LiveInstances
-from services.references import row_describer
+from services.references import row_describer, row_owner
 from services.sandbox import SandboxService, make_backends
 from services.sandbox.models import Sandbox
 from services.sandbox.tools import SessionSandboxTools
@@ -39,8 +39,10 @@ class SandboxCapability(Capability):
                                           references=core.references, settings=settings.sandbox,
                                           provisioners=core.provisioners,
                                           prices=settings.credits, owner=core.instance.id)  # fmt: skip
-        # What the credits statement calls a sandbox's charge (no owner check: nothing links to a sandbox by id).
-        core.references.register("sbx", describe=row_describer(core.db, Sandbox, _label))
+            core.provisioners.serve_processes(self.service.open_process)
+        # Whose a sandbox is (a user's MCP server runs in one of theirs), and what the credits statement calls
+        # its charge.
+        core.references.register("sbx", row_owner(core.db, Sandbox), describe=row_describer(core.db, Sandbox, _label))
 
     def services(self) -> list[object]:
         return [self.service] if self.service is not None else []

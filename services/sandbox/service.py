@@ -26,6 +26,7 @@ from services.errors import (
     InvalidRequestError,
     NotFoundError,
     QuotaExceededError,
+    UpstreamUnavailableError,
     ValidationFailedError,
 )
 from services.ids import new_id
@@ -41,6 +42,7 @@ from services.sandbox.base import (
     LabelledSandbox,
     Limits,
     OutputChunk,
+    PtyProcess,
     PtySpec,
     SandboxBackend,
     SandboxSpec,
@@ -78,6 +80,50 @@ def workspace_path(path: str | None) -> str:
     if joined != WORKSPACE and not joined.startswith(WORKSPACE + "/"):
         raise ValidationFailedError("the path leaves /workspace", code="path_outside_workspace")
     return joined
+
+
+PIPE_READY = "agent-ui-stdio-ready"
+STDIO_LOG = "/tmp/.agent-ui-stdio.log"  # noqa: S108  (the sandbox's own /tmp)
+
+
+class PtyPipe:
+    """A terminal in raw mode read as a pipe: the wrapper's ready line consumed, a closed program a broken pipe."""
+
+    def __init__(self, process: PtyProcess) -> None:
+        self._process = process
+        self._pending = b""
+
+    async def wait_ready(self, timeout_s: float = 20.0) -> None:
+        marker = PIPE_READY.encode() + b"\n"
+        seen = b""
+        async with asyncio.timeout(timeout_s):
+            while marker not in seen:
+                chunk = await self._process.read()
+                if not chunk:
+                    raise UpstreamUnavailableError("the program could not be started in the sandbox",
+                                                   code="sandbox_engine_error")  # fmt: skip
+                seen += chunk.replace(b"\r\n", b"\n")
+        self._pending = seen.split(marker, 1)[1]
+
+    async def read(self) -> bytes:
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            return pending
+        return await self._process.read()
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await self._process.write(data)
+        except ConflictError as exc:
+            raise BrokenPipeError("the program has ended") from exc
+
+    async def close(self) -> None:
+        await self._process.close()
+
+    def exit_message(self) -> str:
+        code = self._process.exit_code
+        ended = "it exited" if code is None else f"it exited with code {code}"
+        return f"{ended}; its stderr is in {STDIO_LOG} in the sandbox"
 
 
 class SandboxService:
@@ -427,6 +473,23 @@ class SandboxService:
             raise
         return self.terminals.add(sandbox_id=sandbox.id, user_id=user_id, shell=request.shell, args=request.args,
                                   rows=request.rows, cols=request.cols, process=process)  # fmt: skip
+
+    async def open_process(self, user_id: str, sandbox_id: str, argv: builtins.list[str],
+                           env: dict[str, str]) -> PtyPipe:  # fmt: skip
+        """A program whose stdin and stdout are a byte stream (a user's stdio MCP server): on a terminal put in
+        raw mode (no echo, no line editing, bytes as they are), its stderr kept in the sandbox's
+        ``/tmp/.agent-ui-stdio.log``. Not one of the user's terminals: it counts toward no quota."""
+        sandbox = await self._live(user_id, sandbox_id)
+        assert sandbox.ref is not None
+        wrapper = ["sh", "-c", f'stty raw -echo; echo "$0"; exec "$@" 2>>{STDIO_LOG}', PIPE_READY, *argv]
+        process = await self.backend.open_pty(sandbox.ref, PtySpec(argv=wrapper, rows=24, cols=200, env=env))
+        pipe = PtyPipe(process)
+        try:
+            await pipe.wait_ready()
+        except BaseException:
+            await process.close()
+            raise
+        return pipe
 
     async def list_terminals(self, user_id: str, sandbox_id: str) -> builtins.list[Terminal]:
         """The sandbox's open terminals, oldest first."""
