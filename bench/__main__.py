@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import chat_eval, chat_stream, foundation, rag, sandbox
+from bench import chat_eval, chat_stream, foundation, mcp, rag, sandbox
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv[1:]
@@ -12,3 +12,4 @@ if __name__ == "__main__":
     chat_eval.main()
     sandbox.run(sys.argv[1:])
     rag.main()
+    mcp.main()

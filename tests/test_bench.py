@@ -20,6 +20,8 @@ FIGURES = {
     "bench.rag": ["ingest pages/s", "chunks embedded/s", "retrieval quality", "recall@5", "MRR@5",
                   "hybrid beats both", "first search (cold", "keyword search:", "vector search:", "hybrid search:",
                   "chosen resources (as a chat turn) search:", "where a hybrid search goes", "hybrid p95 target"],
+    "bench.mcp": ["client pool in process", "through the REST API", "ratio REST / direct", "tool server call",
+                  "fresh connection"],
     "bench.sandbox": ["local cold", "local warm", "docker warm", "docker cold", "local alone", "raw",
                       "create → exec → destroy", "exec round trip", "concurrent sandboxes", "local terminal",
                       "docker terminal", "keystroke echo"],

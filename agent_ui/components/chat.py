@@ -1,6 +1,6 @@
 """The conversation: a thread that scrolls between a toolbar (model, system prompt, usage) and a composer pinned at the
 bottom; streamed markdown answers with tool cards; branches ("‹ 1/2 ›") from regenerating and editing; copy; resources
-attached to the turns, and the sources an answer cites opening beside it."""
+attached to the turns, and the sources an answer cites opening beside it; the MCP servers whose tools the turns get."""
 
 from __future__ import annotations
 
@@ -29,12 +29,15 @@ from agent_ui.components.citations import (
 )
 from agent_ui.site import Site
 from services.auth import Principal
+from services.auth.scopes import Scope, grants
 from services.chat import ChatService
 from services.chat.schemas import ChatStreamRequest, MessageRead, SessionDetail
 from services.container import Services
 from services.errors import DomainError, NotFoundError
 from services.llm.local import LocalModelRunner
 from services.llm.schemas import ModelInfo
+from services.mcp import McpRegistry
+from services.mcp.models import McpServer
 from services.rag import RagService
 from services.runs import RunEvent
 
@@ -176,6 +179,79 @@ class StreamingAnswer:
         self.markdown, self.text = None, ""
 
 
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+class McpPicker:
+    """The MCP servers whose tools this chat's turns are offered: a button in the composer opening a menu with a
+    checkbox per server (all on at first). The choice lasts while the page does and applies to every turn sent
+    from it (new questions, edits, regenerations)."""
+
+    def __init__(self, servers: list[McpServer]) -> None:
+        self.servers = servers
+        self.off: set[str] = set()  # the servers unchecked: a server registered later is on, as "all" implies
+
+    @property
+    def ids(self) -> list[str] | None:
+        """What the turn's ``mcp_server_ids`` says: None while every server is on, else the ones checked."""
+        if not self.off:
+            return None
+        return [server.id for server in self.servers if server.id not in self.off]
+
+    def button(self) -> ui.button:
+        """The composer's button; a badge says how many servers are on once it is not all of them."""
+        self.trigger = ui.button(icon="extension").props("flat round dense color=grey-8").classes("self-end")
+        self.trigger.mark("mcp-picker")
+        with self.trigger:
+            self.badge = ui.badge().props("floating rounded color=primary")
+            self.badge.style("font-size: 10px; line-height: 12px; min-height: 14px; padding: 1px 4px; top: -2px")
+            self.badge.mark("mcp-picker-count")
+            self.tooltip = ui.tooltip()
+            with ui.menu().props('anchor="top left" self="bottom left" :offset="[0, 8]"') as self.menu:
+                self._menu()
+        # The pointer still rests on the button once the menu is open: its tooltip would cover the menu.
+        self.menu.on_value_change(lambda e: self.tooltip.set_visibility(not e.value))
+        self._show()
+        return self.trigger
+
+    def _menu(self) -> None:
+        with ui.column().classes("gap-1 p-3 w-72 max-w-[calc(100vw-32px)]").mark("mcp-picker-menu"):
+            ui.label("MCP servers").classes("text-sm font-medium").props('role="heading" aria-level="2"')
+            ui.label("Their tools are offered to the next messages in this chat.").classes("text-xs text-grey-7")
+            with ui.column().classes("gap-0 w-full py-1"):
+                for server in self.servers:
+                    with ui.row().classes("items-center no-wrap w-full gap-2"):
+                        box = ui.checkbox(server.name, value=True,
+                                          on_change=lambda e, s=server: self._toggle(s.id, bool(e.value)))  # fmt: skip
+                        box.classes("min-w-0 grow").props("dense").mark("mcp-server-option", f"mcp-option-{server.id}")
+                        ui.label(self._status(server)).classes("text-xs text-grey-7 shrink-0").mark("mcp-tool-count")
+            ui.link("Manage servers", "/settings#mcp-servers").classes("text-sm").mark("mcp-picker-manage")
+
+    @staticmethod
+    def _status(server: McpServer) -> str:
+        if server.tools or server.last_status != "error":
+            return count(len(server.tools), "tool")
+        return "unreachable"
+
+    def _toggle(self, server_id: str, on: bool) -> None:
+        if on:
+            self.off.discard(server_id)
+        else:
+            self.off.add(server_id)
+        self._show()
+
+    def _show(self) -> None:
+        total = len(self.servers)
+        on = total - len(self.off)
+        self.badge.set_text(str(on))
+        self.badge.visible = on < total
+        self.trigger.props(f"color={'grey-8' if on == total else 'primary'}")
+        summary = f"MCP servers: {'all ' if on == total else ''}{on} of {total} on"
+        named(self.trigger, summary)
+        self.tooltip.set_text(summary)
+
+
 class ChatView:
     def __init__(
         self,
@@ -201,6 +277,7 @@ class ChatView:
         self.follow_task: asyncio.Task[None] | None = None
         self.answer_sources: dict[int, dict[int, Source]] = {}  # by the answer's column: what its [n] open
         self.attachments: Attachments | None = None
+        self.mcp: McpPicker | None = None
 
     @property
     def user_id(self) -> str:
@@ -259,10 +336,14 @@ class ChatView:
                 rag = self.services.find(RagService)
                 if rag is not None:  # off: nothing to attach
                     self.attachments = Attachments(rag, self.principal)
+                if servers := await self._mcp_servers():  # none usable: nothing to choose
+                    self.mcp = McpPicker(servers)
                 composer_box = ui.element("div").classes("chat-composer-box")
             with composer_box:
                 if self.attachments is not None:
                     self.attachments.button()
+                if self.mcp is not None:
+                    self.mcp.button()
                 self.input = (
                     ui.textarea(placeholder="Ask anything…")
                     .props('borderless autogrow dense rows=1 aria-label="Message"')
@@ -287,6 +368,13 @@ class ChatView:
         if self.attachments is not None and self.leaf_id in self.conversation.by_id:
             # What the chat's latest turn was grounded in stays attached (as it was before the page was left).
             await self.attachments.restore(grounded_resource_ids(self.conversation.by_id[self.leaf_id].content))
+
+    async def _mcp_servers(self) -> list[McpServer]:
+        """The servers whose tools a turn may get (none when MCP is off here or the caller may not use it)."""
+        registry = self.services.find(McpRegistry)
+        if registry is None or not grants(self.principal.scopes, Scope.MCP):
+            return []
+        return await registry.usable(self.principal)
 
     def _system_prompt_dialog(self, detail: SessionDetail | None) -> None:
         with ui.dialog() as self.prompt_dialog, ui.card().classes("w-[36rem] max-w-full"):
@@ -484,6 +572,7 @@ class ChatView:
                 system_prompt=self.system_prompt.value or None,
                 parent_message_id=parent_id,
                 rag_resource_ids=attached or None,
+                mcp_server_ids=self.mcp.ids if self.mcp is not None else None,
             )
             started = await self.chat.start_turn(self.principal, request)
         except ValidationError:

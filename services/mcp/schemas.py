@@ -53,7 +53,7 @@ class ServerFields(BaseModel):
 class ServerCreate(ServerFields):
     name: ServerName
     transport: Transport
-    sandbox_id: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+    sandbox_id: Annotated[str, StringConstraints(pattern=r"^sbx_[A-Za-z0-9]{1,60}$")] | None = Field(
         default=None, description="stdio: run it in this sandbox of yours (required unless you are an admin)"
     )
     shared: bool = Field(default=False, description="admins only: every user may use it")

@@ -268,6 +268,15 @@ async def test_a_chat_turn_calls_an_mcp_tool_and_the_composer_can_leave_a_server
     assert results[0]["ok"] is False and "text" in results[0]["error"], results
     assert results[1]["ok"] is False and "on fire" in results[1]["error"], results
 
+    # A server that dies mid-call gives the model a failed result saying so; the next call starts it again.
+    upstream.push(Step(tool_calls=[("Note_Book_crash", {"code": 7})]), Step(tool_calls=[("Note_Book_list_notes", {})]),
+                  Step(text=["It fell over."]))  # fmt: skip
+    events = parse((await client.post(STREAM, json={"message": "crash it", "tools": ["mcp"]},
+                                      headers=admin.headers)).text)  # fmt: skip
+    crashed, again = [e.data for e in events if e.type == "tool_result"]
+    assert crashed["ok"] is False and "exited with code 7" in crashed["error"], crashed
+    assert again["ok"] is True, again
+
     upstream.push(Step(text=["No tools."]))
     response = await client.post(
         STREAM, json={"message": "hi", "tools": ["mcp", "builtin"], "mcp_server_ids": []}, headers=admin.headers
