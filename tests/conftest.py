@@ -35,7 +35,9 @@ os.environ.setdefault("AGENT_UI_DATA_DIR", tempfile.mkdtemp(prefix="agent-ui-tes
 
 # The PostgreSQL server every run uses; a throwaway database is created on it per run.
 PG_ADMIN_URL = os.environ.get("AGENT_UI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEST_SECRET = "test-secret-" + "x" * 40
+# One secret per pytest-xdist worker: an instance recovers the sandboxes of dead instances of its deployment (the
+# secret's), so two workers sharing one would take each other's live sandboxes for orphans.
+TEST_SECRET = f"test-secret-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-" + "x" * 40
 DEFAULT_PASSWORD = "correct horse battery"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -30,6 +31,12 @@ class LiveServer:
 
 
 @contextmanager
+def live_secret(data_dir: Path) -> str:
+    """The server's secret: the same for the same data dir (a restart finds its keys), another for every other
+    (servers of tests running side by side must not take each other's sandboxes for a dead instance's)."""
+    return "live-server-secret-" + hashlib.sha256(str(data_dir).encode()).hexdigest()[:32]
+
+
 def live_server(
     data_dir: Path,
     *,
@@ -41,7 +48,7 @@ def live_server(
     env = {
         **os.environ,
         "AGENT_UI_DATA_DIR": str(data_dir),
-        "AGENT_UI_SECRET_KEY": "live-server-secret-" + "y" * 32,
+        "AGENT_UI_SECRET_KEY": live_secret(data_dir),
         "NICEGUI_STORAGE_PATH": str(data_dir / "ui-storage"),
         # No sandboxes started ahead unless a test asks: most live servers never create one.
         "AGENT_UI_SANDBOX__WARM_POOL__DOCKER": "0",

@@ -27,7 +27,7 @@ from fastapi import FastAPI
 
 from agent_ui.deps import SESSION_COOKIE
 from tests.conftest import TEST_SECRET, scripted_llm
-from tests.live_server import live_server
+from tests.live_server import live_secret, live_server
 from tests.sse import parse
 from tests.upstream import ScriptedUpstream
 
@@ -293,7 +293,7 @@ async def test_a_live_server_logs_and_stores_no_secret(live: tuple[str, Path], u
     recorder = Recorder()
     async with httpx.AsyncClient(base_url=url, timeout=30, event_hooks={"response": [recorder]}) as http:
         secrets = await workload(http)
-    secrets["the instance secret"] = "live-server-secret-" + "y" * 32  # what live_server configures
+    secrets["the instance secret"] = live_secret(root / "live-data")  # what live_server configures
 
     (log,) = root.glob("server-*.log")
     text = log.read_text()

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator, model_validator
 
 Transport = Literal["stdio", "sse", "streamable_http"]
 ServerStatus = Literal["ok", "error", "unknown"]
@@ -56,8 +56,8 @@ class ServerCreate(ServerFields):
     sandbox_id: Annotated[str, StringConstraints(pattern=r"^sbx_[A-Za-z0-9]{1,60}$")] | None = Field(
         default=None, description="stdio: run it in this sandbox of yours (required unless you are an admin)"
     )
-    shared: bool = Field(default=False, description="admins only: every user may use it")
-    enabled: bool = True
+    shared: StrictBool = Field(default=False, description="admins only: every user may use it")
+    enabled: StrictBool = True
 
     @model_validator(mode="after")
     def _reachable(self) -> ServerCreate:
@@ -81,8 +81,8 @@ class ServerUpdate(ServerFields):
     (redacted) keeps what is stored."""
 
     name: ServerName | None = None
-    shared: bool | None = None
-    enabled: bool | None = None
+    shared: StrictBool | None = None
+    enabled: StrictBool | None = None
 
 
 class McpToolRead(BaseModel):
@@ -175,7 +175,7 @@ class AgentCliSettings(BaseModel):
     api_key: ApiKey = Field(description="the provider's API key (stored encrypted, returned redacted)")
     model: ModelName | None = None
     mcp_servers: dict[CustomName, McpServerEntry] = Field(default_factory=dict, max_length=32)
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class CustomSettings(BaseModel):
@@ -183,12 +183,12 @@ class CustomSettings(BaseModel):
     name: CustomName
     mcp_config: dict[str, Any] = Field(description="written into the sandbox as given (JSON)")
     auth_json: dict[str, Any] | None = Field(default=None, description="secrets (stored encrypted)")
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class SettingUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
     api_key: ApiKey | None = Field(default=None, description="codex / claude_code: a new key")
     model: ModelName | None = None
     mcp_servers: dict[CustomName, McpServerEntry] | None = Field(default=None, max_length=32)
