@@ -30,13 +30,14 @@ class LiveServer:
     pid: int
 
 
+def live_secret(data_dir: Path, database_url: str | None = None) -> str:
+    """The server's secret: the same for the same database (a restart finds its keys; instances of one deployment
+    share it), another for every other (servers of tests running side by side must not take each other's
+    sandboxes for a dead instance's)."""
+    return "live-server-secret-" + hashlib.sha256((database_url or str(data_dir)).encode()).hexdigest()[:32]
+
+
 @contextmanager
-def live_secret(data_dir: Path) -> str:
-    """The server's secret: the same for the same data dir (a restart finds its keys), another for every other
-    (servers of tests running side by side must not take each other's sandboxes for a dead instance's)."""
-    return "live-server-secret-" + hashlib.sha256(str(data_dir).encode()).hexdigest()[:32]
-
-
 def live_server(
     data_dir: Path,
     *,
@@ -48,7 +49,7 @@ def live_server(
     env = {
         **os.environ,
         "AGENT_UI_DATA_DIR": str(data_dir),
-        "AGENT_UI_SECRET_KEY": live_secret(data_dir),
+        "AGENT_UI_SECRET_KEY": live_secret(data_dir, database_url),
         "NICEGUI_STORAGE_PATH": str(data_dir / "ui-storage"),
         # No sandboxes started ahead unless a test asks: most live servers never create one.
         "AGENT_UI_SANDBOX__WARM_POOL__DOCKER": "0",
