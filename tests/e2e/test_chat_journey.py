@@ -114,7 +114,7 @@ async def test_tools_branches_edit_and_copy(live_url: str, browser: Browser, ups
         await expect(last.get_by_text("2/2")).to_be_visible()
         await last.get_by_role("button", name="Previous answer").click()
         await expect(page.get_by_text("Half of 42 is 21.")).to_be_visible()
-        await expect(page.locator(".chat-answer").last.get_by_text("1/2")).to_be_visible()
+        await expect(page.locator(".chat-answer").last.get_by_text("1/2")).to_be_visible(timeout=15_000)  # 2 workers
         await page.locator(".chat-answer").last.get_by_role("button", name="Next answer").click()
         await expect(page.get_by_text("A half of 42 makes 21.")).to_be_visible()
 

@@ -53,7 +53,8 @@ async def list_servers(principal: CurrentPrincipal, services: ServicesDep) -> li
     "/servers",
     status_code=status.HTTP_201_CREATED,
     responses={
-        403: documented_error("`admin_required`: a stdio server (it runs on the host) or `shared: true`"),
+        403: documented_error("`admin_required`: a stdio server on the host (no `sandbox_id`) or `shared: true`"),
+        404: documented_error("`sandbox_id` is not one of your sandboxes"),
         409: documented_error("`mcp_server_exists`: you have a server of that name"),
         422: documented_error("`validation_error`; `url_not_allowed`: a private or local address"),
         429: documented_error("`mcp_server_quota`"),
