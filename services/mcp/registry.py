@@ -238,25 +238,33 @@ class McpRegistry:
     ) -> ToolCallResult:
         require_scope(principal, Scope.MCP)
         server = await self._server(principal, server_id)
-        if not any(tool.name == name for tool in await self._listed(server)):
+        spec = await self._spec(server)
+        if not any(tool.name == name for tool in await self._listed(server, spec)):
             raise NotFoundError(f"MCP server {server.name!r} has no tool {name!r}", code="mcp_tool_not_found")
-        result = await self.call_server(server, name, arguments, timeout_s=timeout_s)
+        result = await self.call_server(server, name, arguments, timeout_s=timeout_s, spec=spec)
         return ToolCallResult(
             is_error=result.is_error, text=result.text(), content=result.content, structured=result.structured
         )
 
     async def call_server(
-        self, server: McpServer, name: str, arguments: dict[str, Any], *, timeout_s: float | None = None
+        self,
+        server: McpServer,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        spec: ServerSpec | None = None,
     ) -> CallResult:
         """A tool call on a server the caller was found to see (the chat's tools come here too)."""
+        spec = spec or await self._spec(server)
         try:
-            return await self._pool.call_tool(server.id, await self._spec(server), name, arguments, timeout_s=timeout_s)
+            return await self._pool.call_tool(server.id, spec, name, arguments, timeout_s=timeout_s)
         except McpError as exc:
             raise McpServerUnavailableError(server.name, exc) from exc
 
-    async def _listed(self, server: McpServer) -> list[McpTool]:
+    async def _listed(self, server: McpServer, spec: ServerSpec | None = None) -> list[McpTool]:
         try:
-            return await self._pool.list_tools(server.id, await self._spec(server))
+            return await self._pool.list_tools(server.id, spec or await self._spec(server))
         except McpError as exc:
             raise McpServerUnavailableError(server.name, exc) from exc
 
