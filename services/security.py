@@ -69,10 +69,19 @@ def load_or_create_secret(configured: SecretStr | None, data_dir: Path) -> bytes
     if path.exists():
         make_private(path, PRIVATE_FILE)
         return path.read_bytes().strip()
+    # Written whole under another name, then linked in place: of two processes starting on a new data dir at once,
+    # one link wins and the other reads the winner's secret, never a half-written file.
     value = secrets.token_urlsafe(48).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    draft = data_dir / f".{SECRET_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(value)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        value = path.read_bytes().strip()
+    finally:
+        draft.unlink()
     return value
 
 

@@ -31,7 +31,10 @@ from services.settings import DatabaseSettings, Settings
 from tests.upstream import ScriptedUpstream
 
 # main.py builds its module-level app on first import: keep that one's data out of the user's home.
-os.environ.setdefault("AGENT_UI_DATA_DIR", tempfile.mkdtemp(prefix="agent-ui-test-"))
+# Each pytest-xdist worker its own (the workers inherit the controller's environment).
+if "PYTEST_XDIST_WORKER" in os.environ or "AGENT_UI_DATA_DIR" not in os.environ:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    os.environ["AGENT_UI_DATA_DIR"] = tempfile.mkdtemp(prefix=f"agent-ui-test-{worker}")
 
 # The PostgreSQL server every run uses; a throwaway database is created on it per run.
 PG_ADMIN_URL = os.environ.get("AGENT_UI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

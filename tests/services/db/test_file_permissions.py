@@ -4,7 +4,10 @@ whether they are created now or were left readable by an earlier version."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from pydantic import SecretStr
 from services.db import Database
 from services.security import SECRET_FILE_NAME, load_or_create_secret
 from services.settings import DatabaseSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
@@ -102,3 +107,19 @@ async def test_the_running_app_keeps_its_data_private(app: FastAPI, settings: Se
         database_file = Path(url.split("///", 1)[1])
         for path in [database_file, *database_file.parent.glob(database_file.name + "-*")]:
             assert mode(path) == 0o600, path
+
+
+def test_processes_starting_together_on_a_new_data_dir_share_one_secret(tmp_path: Path) -> None:
+    """Two instances (or two test workers) started at once on an empty data dir: one writes the secret, the
+    other reads that one; neither fails nor reads a half-written file."""
+    data_dir = tmp_path / "data"
+    program = ("import sys; from services.security import load_or_create_secret; from pathlib import Path; "
+               "print(load_or_create_secret(None, Path(sys.argv[1])).decode())")  # fmt: skip
+    for _ in range(5):
+        shutil.rmtree(data_dir, ignore_errors=True)
+        starts = [subprocess.Popen([sys.executable, "-c", program, str(data_dir)], cwd=ROOT,
+                                   stdout=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
+        secrets = {process.communicate(timeout=30)[0].strip() for process in starts}
+        assert all(process.returncode == 0 for process in starts)
+        assert secrets == {(data_dir / SECRET_FILE_NAME).read_text().strip()}
+        assert sorted(path.name for path in data_dir.iterdir()) == [SECRET_FILE_NAME]  # no draft left behind
