@@ -23,6 +23,7 @@ from agent_ui.capabilities import chat as chat_capability
 from agent_ui.capabilities import mcp as mcp_capability
 from agent_ui.capabilities import rag as rag_capability
 from agent_ui.capabilities import sandboxes as sandbox_capability
+from agent_ui.capabilities import tts as tts_capability
 from agent_ui.components.tool_cards import ToolCards
 from agent_ui.errors import add_api_fallback, install_error_handlers
 from agent_ui.openapi import document_common_errors
@@ -40,6 +41,7 @@ CAPABILITIES: tuple[WebCapability, ...] = (
     sandbox_capability.CAPABILITY,
     rag_capability.CAPABILITY,
     mcp_capability.CAPABILITY,
+    tts_capability.CAPABILITY,
 )
 
 

@@ -216,6 +216,19 @@ class McpSettings(BaseModel):
     max_servers_per_user: int = Field(default=50, ge=1)
 
 
+class TtsSettings(BaseModel):
+    """Text to speech: which engines are tried first, the text limit, and edge-tts's patience."""
+
+    enabled: bool = True
+    # Engines in order of preference; the first available one gives the default voice. edge-tts (online) is used
+    # when it answers, else the offline ones.
+    engines: list[Literal["edge", "espeak", "flite"]] = ["edge", "flite", "espeak"]
+    max_chars: int = Field(default=5000, ge=1, le=100_000)
+    edge_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    edge_deadline_s: float = Field(default=30.0, gt=0, le=600)
+    edge_proxy: str | None = None  # an HTTP proxy for edge-tts (else the environment's, if any)
+
+
 class InstanceSettings(BaseModel):
     """Each process holds a lease in the database; work of a process whose lease ran out is recovered by others."""
 
@@ -266,6 +279,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     rag: RagSettings = RagSettings()
     mcp: McpSettings = McpSettings()
+    tts: TtsSettings = TtsSettings()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL as given, or the SQLite file in the data dir."""

@@ -206,6 +206,7 @@ NOT_LISTS = {
     f"{AGENT}/config",
     f"{AGENT}/credits/balance",
     f"{AGENT}/credits/spend",
+    f"{AGENT}/tts/voices",
 }
 ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "terminal", "resource", "chunk",
              "rag_job", "rag_artifact", "mcp_server", "mcp_setting")  # fmt: skip

@@ -1,0 +1,7 @@
+"""Text to speech: voices and synthesis over the API."""
+
+from agent_ui.api.v1 import tts as tts_api
+from agent_ui.capabilities import WebCapability
+from services.tts import TtsCapability
+
+CAPABILITY = WebCapability(name="tts", build=TtsCapability, routers=[tts_api.router])

@@ -1,0 +1,6 @@
+"""Text to speech: engines (edge-tts online, espeak-ng and flite offline) behind one voice model."""
+
+from services.tts.capability import TtsCapability
+from services.tts.service import TtsService
+
+__all__ = ["TtsCapability", "TtsService"]
