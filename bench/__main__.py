@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import chat_eval, chat_stream, foundation, mcp, rag, sandbox
+from bench import chat_eval, chat_stream, foundation, mcp, rag, sandbox, tts
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv[1:]
@@ -13,3 +13,4 @@ if __name__ == "__main__":
     sandbox.run(sys.argv[1:])
     rag.main()
     mcp.main()
+    tts.main()

@@ -25,6 +25,9 @@ FIGURES = {
     "bench.sandbox": ["local cold", "local warm", "docker warm", "docker cold", "local alone", "raw",
                       "create → exec → destroy", "exec round trip", "concurrent sandboxes", "local terminal",
                       "docker terminal", "keystroke echo"],
+    "bench.tts": ["engine real-time factor", "API real-time factor", "ratio API / engine",
+                  "mp3 encoding alone", "grammar accuracy", "free-decoding word accuracy", "default by measure",
+                  "configured order", "podcast audio stage", "concat + normalise + mp3"],
 }  # fmt: skip
 
 

@@ -236,9 +236,11 @@ _ESPEAK_LANGUAGES: tuple[tuple[str, str, str], ...] = (
 
 def _espeak_catalogue() -> list[Voice]:
     voices: list[Voice] = []
+    # The female variant first: it is the default voice, and bench.tts measured it the more intelligible
+    # (pocketsphinx heard 95% of its sentences exactly, 60% of the male base voice's).
     for native, language, label in _ESPEAK_LANGUAGES:
-        voices.append(_espeak_voice(native, language, "male", f"{label}, male"))
         voices.append(_espeak_voice(f"{native}+f3", language, "female", f"{label}, female 3"))
+        voices.append(_espeak_voice(native, language, "male", f"{label}, male"))
     # English gets a second voice of each kind, the language most podcasts are made in.
     for native, language, label in _ESPEAK_LANGUAGES[:2]:
         voices.append(_espeak_voice(f"{native}+m3", language, "male", f"{label}, male 3"))

@@ -1,0 +1,296 @@
+"""TTS figures: speed and intelligibility of every engine that can speak here, and the default they argue for.
+
+Prints, per engine (an unavailable one gets a line with its reason): the real-time factor of synthesis straight
+through the engine (synthesis time / audio duration, median over a fixed set of Harvard sentences) and through
+`POST /api/v1/agent/tts/synthesize` (mp3) on a real `uvicorn main:app` process with the ratio API / engine (and the
+MP3 encoding's own share); for its default voice and one of the other gender, the grammar accuracy (pocketsphinx
+choosing among the whole sentence set: the share of clips heard exactly) and the free-decoding word accuracy
+(1 - WER with pocketsphinx's bundled language model, when it loads offline); then the engine the measure picks as
+the default (default voice's grammar accuracy, then word accuracy, then speed) against the configured
+order (`Settings().tts.engines`), and the real-time factor of the audio stage of a 10-line two-voice podcast with
+that engine (synthesis, `concat_with_pauses`, `normalise`, `to_mp3`; no model), against a 0.05x target offline.
+Run: `.venv/bin/python -m bench.tts`; `--quick` takes 3 sentences (the test suite runs it; its figures mean little).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from pocketsphinx import Decoder
+
+from services.settings import Settings
+from services.tts import audio
+from services.tts.engines import Synthesized, TtsEngine, Voice, installed_engines
+from tests.live_server import live_server
+from tests.services.tts.listen import RATE, heard, words
+
+# IEEE "Harvard" sentences (phonetically balanced, every word in pocketsphinx's dictionary).
+SENTENCES = [
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.",
+    "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.",
+    "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.",
+    "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.",
+    "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.",
+    "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.",
+    "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.",
+    "The girl at the booth sold fifty bonds.",
+]
+PODCAST = [
+    "Welcome back to the show, today we talk about small gardens.",
+    "Thanks for having me, I have grown herbs on my balcony for years.",
+    "What is the first thing a beginner should plant?",
+    "Start with mint and basil, they forgive almost every mistake.",
+    "How much sun do they need each day?",
+    "About six hours, but mint is happy with less.",
+    "And what about water, is more always better?",
+    "No, most plants drown long before they dry out.",
+    "That is good advice for all of us, thank you.",
+    "Thank you, and happy planting to everyone listening.",
+]
+QUICK_SENTENCES = 3
+PODCAST_RATE = 24000  # the podcast is assembled at edge-tts's rate, a rate MP3 takes as is
+PODCAST_PAUSE_S = 0.4
+PODCAST_TARGET_RTF = 0.05
+TTS = "/api/v1/agent/tts"
+
+
+@dataclass
+class Heard:
+    """How well pocketsphinx understood one voice over the sentence set."""
+
+    voice: Voice
+    grammar_accuracy: float
+    word_accuracy: float | None  # None when the free decoder does not load
+
+
+@dataclass
+class EngineFigures:
+    """What one engine measured: speed both ways (its default voice) and how well pocketsphinx understood its
+    default voice and, for the podcast's second host, one of the other gender."""
+
+    engine: TtsEngine
+    voice: Voice
+    engine_rtf: float
+    mp3_rtf: float  # encoding the clip as MP3, in this process
+    api_rtf: float = 0.0
+    heard: tuple[Heard, ...] = ()
+
+    @property
+    def rank(self) -> tuple[float, float, float]:
+        """Best first when sorted: the default voice's grammar accuracy, then word accuracy, then speed."""
+        own = self.heard[0]
+        return (-own.grammar_accuracy, -(own.word_accuracy or 0.0), self.engine_rtf)
+
+
+def _pcm16k(wav: bytes) -> bytes:
+    samples, rate = audio.decode(wav)
+    return (np.clip(audio.resample_samples(samples, rate, RATE), -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def _edits(reference: list[str], hypothesis: list[str]) -> int:
+    """Word-level Levenshtein distance (substitutions, deletions, insertions)."""
+    row = list(range(len(hypothesis) + 1))
+    for i, said in enumerate(reference, 1):
+        previous, row[0] = row[0], i
+        for j, got in enumerate(hypothesis, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (said != got))
+    return row[-1]
+
+
+def _free_decoder() -> tuple[Decoder | None, str]:
+    """pocketsphinx with its bundled en-us language model and dictionary (no download), or why it will not load."""
+    try:
+        return Decoder(samprate=RATE, loglevel="FATAL"), ""
+    except Exception as exc:  # the SWIG/Cython layer raises RuntimeError or ValueError for a missing model
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _free_word_accuracy(decoder: Decoder, clips: list[tuple[str, bytes]]) -> float:
+    """1 - WER over the whole set (edits summed over words summed), decoding each clip without a grammar."""
+    edits = total = 0
+    for sentence, wav in clips:
+        decoder.start_utt()
+        decoder.process_raw(_pcm16k(wav), full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp()
+        said = words(hypothesis.hypstr if hypothesis is not None else "").split()
+        reference = words(sentence).split()
+        edits += _edits(reference, said)
+        total += len(reference)
+    return 1.0 - edits / total
+
+
+def _intelligibility(voice: Voice, clips: list[tuple[str, bytes]], decoder: Decoder | None) -> Heard:
+    """Grammar accuracy (each clip against the whole sentence set) and, when the decoder loaded, word accuracy."""
+    exact = sum(heard(wav, SENTENCES) == sentence for sentence, wav in clips)
+    free = _free_word_accuracy(decoder, clips) if decoder is not None else None
+    return Heard(voice, exact / len(clips), free)
+
+
+async def _direct(
+    engine: TtsEngine, voice: Voice, sentences: list[str]
+) -> tuple[list[float], list[float], list[tuple[str, bytes]]]:
+    """Real-time factors of each sentence through the engine itself and of its MP3 encoding alone (part of what the
+    API adds), and the clips for recognition."""
+    await engine.synthesize(sentences[0], voice)  # warm-up: page cache, voice data
+    factors: list[float] = []
+    encoding: list[float] = []
+    clips: list[tuple[str, bytes]] = []
+    for sentence in sentences:
+        started = time.perf_counter()
+        spoken = await engine.synthesize(sentence, voice)
+        factors.append((time.perf_counter() - started) / spoken.duration_s)
+        clips.append((sentence, spoken.wav))
+        started = time.perf_counter()
+        await asyncio.to_thread(audio.to_mp3, spoken.wav)
+        encoding.append((time.perf_counter() - started) / spoken.duration_s)
+    return factors, encoding, clips
+
+
+async def _through_api(http: httpx.AsyncClient, headers: dict[str, str], voice: Voice, sentences: list[str]) -> float:
+    """Median real-time factor of `/tts/synthesize` (mp3) for the voice; the engine that spoke must be its own."""
+    body = {"text": sentences[0], "voice": voice.id, "format": "mp3"}
+    (await http.post(f"{TTS}/synthesize", json=body, headers=headers)).raise_for_status()  # warm-up
+    factors = []
+    for sentence in sentences:
+        started = time.perf_counter()
+        answer = await http.post(f"{TTS}/synthesize", json={**body, "text": sentence}, headers=headers)
+        elapsed = time.perf_counter() - started
+        answer.raise_for_status()
+        assert answer.headers["X-TTS-Engine"] == voice.engine, answer.headers
+        assert answer.content, "no audio"
+        factors.append(elapsed / float(answer.headers["X-TTS-Duration"]))
+    return statistics.median(factors)
+
+
+def _two_voices(engine: TtsEngine) -> tuple[Voice, Voice]:
+    """The engine's first voice and one of the other gender in the same language (else its second voice)."""
+    voices = engine.voices()
+    first = voices[0]
+    other = next((v for v in voices if v.language == first.language and v.gender != first.gender), None)
+    return first, other or voices[min(1, len(voices) - 1)]
+
+
+async def _podcast(engine: TtsEngine) -> tuple[float, float, float, float]:
+    """(audio seconds, synthesis s, assembly s, mp3 bytes) of the podcast's audio stage, lines spoken in turn."""
+    hosts = _two_voices(engine)
+    await engine.synthesize(PODCAST[0], hosts[1])  # warm-up of the second voice (the first is warm)
+    started = time.perf_counter()
+    clips: list[Synthesized] = []
+    for index, line in enumerate(PODCAST):
+        clips.append(await engine.synthesize(line, hosts[index % 2]))
+    synthesised = time.perf_counter()
+
+    def assemble() -> bytes:
+        joined, _ = audio.concat_with_pauses(clips, PODCAST_PAUSE_S, PODCAST_RATE)
+        return audio.to_mp3(audio.normalise(joined))
+
+    mp3 = await asyncio.to_thread(assemble)
+    assembled = time.perf_counter()
+    duration = audio.wav_info(mp3)[2]
+    return duration, synthesised - started, assembled - synthesised, float(len(mp3))
+
+
+async def run(sentences: list[str]) -> None:
+    engines = installed_engines()
+    usable: list[TtsEngine] = []
+    for engine in engines:
+        reason = await engine.available()
+        if reason is None:
+            usable.append(engine)
+        else:
+            print(f"{engine.name}: unavailable ({reason})")
+    if not usable:
+        raise SystemExit("no TTS engine can speak here: nothing to measure")
+
+    figures: list[EngineFigures] = []
+    clips_of: dict[str, list[tuple[str, bytes]]] = {}
+    for engine in usable:
+        voice = engine.voices()[0]
+        factors, encoding, clips = await _direct(engine, voice, sentences)
+        figures.append(EngineFigures(engine, voice, statistics.median(factors), statistics.median(encoding)))
+        clips_of[engine.name] = clips
+
+    with tempfile.TemporaryDirectory() as tmp, live_server(Path(tmp) / "data") as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            account = {"email": "bench@example.com", "password": "correct horse battery"}
+            (await http.post("/api/v1/auth/register", json=account)).raise_for_status()
+            token = (await http.post("/api/v1/auth/login", json=account)).json()["access_token"]
+            http.cookies.clear()
+            headers = {"Authorization": f"Bearer {token}"}
+            for measured in figures:
+                measured.api_rtf = await _through_api(http, headers, measured.voice, sentences)
+
+    decoder, why_not = await asyncio.to_thread(_free_decoder)
+    for measured in figures:
+        second = _two_voices(measured.engine)[1]
+        second_clips = [(s, (await measured.engine.synthesize(s, second)).wav) for s in sentences]
+        for voice, clips in ((measured.voice, clips_of[measured.engine.name]), (second, second_clips)):
+            measured.heard += (await asyncio.to_thread(_intelligibility, voice, clips, decoder),)
+
+    count = len(sentences)
+    for measured in figures:
+        name = f"{measured.engine.name} ({measured.voice.native})"
+        print(f"{name}: engine real-time factor {measured.engine_rtf:.4f}x   "
+              f"API real-time factor {measured.api_rtf:.4f}x (mp3)   "
+              f"ratio API / engine {measured.api_rtf / measured.engine_rtf:.2f}   (median of {count} sentences; "
+              f"mp3 encoding alone {measured.mp3_rtf:.4f}x)")  # fmt: skip
+        for result in measured.heard:
+            name = f"{measured.engine.name} ({result.voice.native})"
+            print(f"{name}: grammar accuracy {result.grammar_accuracy:.0%} of {count} sentences heard exactly "
+                  f"(grammar of all {len(SENTENCES)})")  # fmt: skip
+            if result.word_accuracy is not None:
+                print(f"{name}: free-decoding word accuracy {result.word_accuracy:.0%} (1 - WER, pocketsphinx's "
+                      "en-us language model)")  # fmt: skip
+            else:
+                print(f"{name}: free-decoding word accuracy not measured: pocketsphinx's default language model "
+                      f"does not load offline ({why_not})")  # fmt: skip
+
+    best = min(figures, key=lambda measured: measured.rank).engine.name
+    configured = Settings().tts.engines
+    first_usable = next((name for name in configured if name in {engine.name for engine in usable}), None)
+    verdict = "matches" if best == first_usable else "differs from"
+    print(f"default by measure: {best} (accuracy, then speed, among {', '.join(e.name for e in usable)})")
+    order = ", ".join(configured)
+    print(f"configured order {order}: first that speaks here is {first_usable}; the measure {verdict} it")
+
+    default = next(engine for engine in usable if engine.name == best)
+    duration, synthesis_s, assembly_s, size = await _podcast(default)
+    total = synthesis_s + assembly_s
+    offline = not default.online
+    target = f"target <= {PODCAST_TARGET_RTF}x offline" + ("" if offline else ", not binding: an online engine")
+    verdict = ("meets" if total / duration <= PODCAST_TARGET_RTF else "misses") if offline else "n/a"
+    print(f"podcast audio stage ({len(PODCAST)} lines, two {best} voices, {duration:.1f} s of audio, "
+          f"{size / 1024:.0f} KiB mp3): real-time factor {total / duration:.4f}x ({verdict}; {target}); "
+          f"synthesis {synthesis_s:.2f} s, concat + normalise + mp3 {assembly_s:.2f} s")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="few samples: check that the benchmark runs")
+    quick = parser.parse_known_args()[0].quick
+    asyncio.run(run(SENTENCES[:QUICK_SENTENCES] if quick else SENTENCES))
+
+
+if __name__ == "__main__":
+    main()
