@@ -5,6 +5,7 @@ attached to the turns, and the sources an answer cites opening beside it; the MC
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from services.mcp import McpRegistry
 from services.mcp.models import McpServer
 from services.rag import RagService
 from services.runs import RunEvent
+from services.tts import TtsService
+from services.tts.schemas import SynthesizeRequest
 
 FLUSH_SECONDS = 0.08  # markdown resends all its HTML per update: batch the tokens
 LOAD_POLL_SECONDS = 0.5
@@ -500,6 +503,11 @@ class ChatView:
                 ui.label(error).classes("text-negative").mark("answer-error")
             elif message.status in STATUS_TEXT:
                 ui.label(STATUS_TEXT[message.status]).classes("text-xs text-orange-8").mark("answer-status")
+            speaker = self.services.find(TtsService)
+            if speaker is not None and text_of(message).strip() and grants(self.principal.scopes, Scope.TTS):
+                player = ui.element("div").classes("w-full")  # where "Read aloud" puts its player
+            else:
+                speaker = None
             with ui.element("div").classes("chat-actions"):
                 self._branch_nav(message, "answer")
                 icon_button("content_copy", "Copy answer").on(
@@ -508,6 +516,22 @@ class ChatView:
                 question = self.conversation.by_id.get(message.parent_id or "")
                 if question is not None:
                     icon_button("refresh", "Regenerate", lambda q=question: self.regenerate(q)).mark("regenerate")
+                if speaker is not None:
+                    read = icon_button("volume_up", "Read aloud", lambda p=player: self.read_aloud(speaker, message, p))
+                    read.mark("read-aloud")
+
+    async def read_aloud(self, speaker: TtsService, message: MessageRead, player: ui.element) -> None:
+        """The answer spoken with the default voice, in a player under it (its text up to the TTS limit)."""
+        text = text_of(message)[: self.services.settings.tts.max_chars]
+        try:
+            speech = await speaker.synthesize(self.principal, SynthesizeRequest(text=text))
+        except DomainError as exc:
+            ui.notify(exc.message, type="negative")
+            return
+        player.clear()
+        with player:
+            source = "data:audio/mpeg;base64," + base64.b64encode(speech.data).decode()
+            ui.audio(source, autoplay=True).classes("w-full").mark("read-aloud-audio")
 
     def _branch_nav(self, message: MessageRead, noun: str) -> None:
         """‹ n/m › when there are other versions of this message; each shows the newest conversation through it."""
