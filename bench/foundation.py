@@ -9,21 +9,16 @@ Run: `.venv/bin/python -m bench.foundation` (or `-m bench` for all benchmarks); 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
+from bench.common import percentiles
 from tests.live_server import live_server
 
 REQUESTS = 400
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.95) - 1)]
 
 
 def _measure(client: httpx.Client, path: str, headers: dict[str, str], requests: int) -> list[float]:
@@ -71,10 +66,10 @@ def main() -> None:
 
         print(f"cold start to healthy: {cold_start_s * 1000:.0f} ms")
         for name, samples in results.items():
-            p50, p95 = _percentiles(samples)
+            p50, p95 = percentiles(samples)
             print(f"{name:<34} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   ({requests} sequential requests)")
-        session_p50 = _percentiles(results["GET /api/v1/auth/me (session)"])[0]
-        key_p50 = _percentiles(results["GET /api/v1/auth/me (sk_ key)"])[0]
+        session_p50 = percentiles(results["GET /api/v1/auth/me (session)"])[0]
+        key_p50 = percentiles(results["GET /api/v1/auth/me (sk_ key)"])[0]
         print(f"ratio sk_ key / session p50: {key_p50 / session_p50:.2f}")
         print(f"server RSS after the run: {rss_mb:.0f} MB")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -20,17 +19,13 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import percentiles, signed_in
 from services.mcp.client import McpClientPool, ServerSpec
 from tests.live_server import live_server
 
 NOTES_SERVER = Path(__file__).resolve().parents[1] / "tests" / "services" / "mcp" / "servers" / "notes_server.py"
 CALLS = 300
 PROBES = 20
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.95) - 1)]
 
 
 async def _timed(call: Callable[[], Awaitable[object]], count: int) -> list[float]:
@@ -45,7 +40,7 @@ async def _timed(call: Callable[[], Awaitable[object]], count: int) -> list[floa
 
 
 def _line(name: str, samples: list[float]) -> float:
-    p50, p95 = _percentiles(samples)
+    p50, p95 = percentiles(samples)
     print(f"{name:<44} p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   ({len(samples)} sequential)")
     return p50
 
@@ -53,11 +48,7 @@ def _line(name: str, samples: list[float]) -> float:
 async def run(calls: int, probes: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, live_server(Path(tmp) / "data") as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            account = {"email": "bench@example.com", "password": "correct horse battery"}
-            (await http.post("/api/v1/auth/register", json=account)).raise_for_status()
-            token = (await http.post("/api/v1/auth/login", json=account)).json()["access_token"]
-            http.cookies.clear()
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = await signed_in(http)
             created = await http.post(
                 "/api/v1/agent/mcp/servers",
                 headers=headers,

@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 from pocketsphinx import Decoder
 
+from bench.common import signed_in
 from services.settings import Settings
 from services.tts import audio
 from services.tts.engines import Synthesized, TtsEngine, Voice, installed_engines
@@ -233,11 +234,7 @@ async def run(sentences: list[str]) -> None:
 
     with tempfile.TemporaryDirectory() as tmp, live_server(Path(tmp) / "data") as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
-            account = {"email": "bench@example.com", "password": "correct horse battery"}
-            (await http.post("/api/v1/auth/register", json=account)).raise_for_status()
-            token = (await http.post("/api/v1/auth/login", json=account)).json()["access_token"]
-            http.cookies.clear()
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = await signed_in(http)
             for measured in figures:
                 measured.api_rtf = await _through_api(http, headers, measured.voice, sentences)
 

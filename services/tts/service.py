@@ -44,9 +44,9 @@ class TtsService:
     async def voices(self) -> VoiceList:
         reasons = {engine.name: await engine.available() for engine in self._engines}
         voices = [voice for engine in self._engines for voice in engine.voices()]
-        default = await self._default_voice()
+        speaking = [voice for voice in voices if reasons[voice.engine] is None]  # engines in order of preference
         return VoiceList(
-            default_voice=default.id if default else None,
+            default_voice=speaking[0].id if speaking else None,
             engines=[
                 EngineRead(
                     name=e.name,
@@ -120,12 +120,6 @@ class TtsService:
                 if voice.id == voice_id:
                     return voice
         raise ValidationFailedError(f"unknown voice {voice_id!r}: see GET /tts/voices", code="unknown_voice")
-
-    async def _default_voice(self) -> Voice | None:
-        for engine in self._engines:
-            if await engine.available() is None and engine.voices():
-                return engine.voices()[0]
-        return None
 
     async def _speakers(self, wanted: Voice | None, reasons: list[str]) -> list[tuple[TtsEngine, Voice]]:
         """Who may speak, best first: ``wanted``'s engine when it can speak now, then every other engine that can,
