@@ -27,6 +27,7 @@ from services.provisioning import Provisioner, Provisioners
 from services.references import References
 from services.runs import RunKind, RunService
 from services.settings import Settings
+from services.sources import Sources
 from services.tools import ToolCatalog, ToolProvider
 from services.vault import Vault
 
@@ -72,6 +73,8 @@ class Core:
     vault: Vault
     # Capabilities that prepare a user's new sandbox (files in its home, mounts) and tidy up after it.
     provisioners: Provisioners
+    # Passages of a user's documents for work grounded in them (RAG registers the reader).
+    sources: Sources
 
 
 class Capability:

@@ -31,6 +31,7 @@ from services.references import References, row_owner, run_describer
 from services.runs import Run, RunService
 from services.security import derive_key
 from services.settings import Settings
+from services.sources import Sources
 from services.tools import ToolCatalog
 from services.vault import Vault
 
@@ -184,11 +185,11 @@ def build_core(settings: Settings, secret: bytes, *, passwords: Passwords | None
     jobs = JobService(db=db, runs=runs, artifacts=artifacts, credits=credits, calls=calls, settings=settings.jobs)
     auth = AuthService(db=db, digester=digester, settings=settings.auth, principals=principals, passwords=passwords,
                        on_register=credits.open_account)  # fmt: skip
+    vault = Vault(secret, [old.get_secret_value().encode() for old in settings.previous_secret_keys])
     return Core(settings=settings, secret=secret, version=app_version(), db=db, instance=instance, auth=auth,
                 api_keys=ApiKeyService(db=db, digester=digester, principals=principals), credits=credits, runs=runs,
                 jobs=jobs, artifacts=artifacts, models=models, calls=calls, tools=ToolCatalog(),
-                references=references, provisioners=Provisioners(), vault=Vault(secret, [old.get_secret_value().encode()
-                                                            for old in settings.previous_secret_keys]))  # fmt: skip
+                references=references, provisioners=Provisioners(), sources=Sources(), vault=vault)  # fmt: skip
 
 
 def build_services(

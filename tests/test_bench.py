@@ -27,7 +27,8 @@ FIGURES = {
                       "docker terminal", "keystroke echo"],
     "bench.tts": ["engine real-time factor", "API real-time factor", "ratio API / engine",
                   "mp3 encoding alone", "grammar accuracy", "free-decoding word accuracy", "default by measure",
-                  "configured order", "podcast audio stage", "concat + normalise + mp3"],
+                  "configured order", "podcast audio stage", "mix + normalise + mp3 + flac",
+                  "podcast line re-spoken"],
 }  # fmt: skip
 
 

@@ -35,8 +35,10 @@ from services.capabilities import Capability, Core
 from services.jobs import JobContext, JobKind, JobRead
 from services.sandbox import SandboxService
 from services.settings import McpSettings, Settings
+from tests.agent_ui.api.v1.test_podcasts import script_steps
 from tests.conftest import TEST_SECRET, Account, nicegui_reset_globals, started
 from tests.sse import parse
+from tests.upstream import ScriptedUpstream
 
 AGENT = "/api/v1/agent"
 RAG = f"{AGENT}/rag"
@@ -116,7 +118,8 @@ class Call:
     takes a chat turn and a job alike). ``bob``: what bob gets. ``owner``: what the owner gets for the same call
     (alice, or the admin for an admin route), which proves the call is well formed and the id real, so bob's 404
     can only be the ownership check. Bodies are minimal and valid, and would leave a trace if they took effect.
-    ``others``: further path parameters, each as (name, kind of alice's object that fills it).
+    ``others``: further path parameters, each as (name, kind of alice's object that fills it); ``fixed``: path
+    parameters that are no one's id, each as (name, value).
     """
 
     objects: tuple[str, ...]
@@ -127,6 +130,7 @@ class Call:
     content: bytes | None = None
     by_admin: bool = False
     others: tuple[tuple[str, str], ...] = ()
+    fixed: tuple[tuple[str, str], ...] = ()  # path parameters that are not ids (a line's position)
 
 
 MATRIX: dict[tuple[str, str], Call] = {
@@ -151,8 +155,12 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("DELETE", f"{AGENT}/generation/jobs/{{job_id}}"): Call(("job",), owner=204),
     ("GET", f"{AGENT}/generation/jobs/{{job_id}}/events"): Call(("job",), owner=200),
     ("POST", f"{AGENT}/generation/jobs/{{job_id}}/cancel"): Call(("job",), owner=409),
-    ("GET", f"{AGENT}/artifacts/{{artifact_id}}"): Call(("artifact", "rag_artifact"), owner=200),
-    ("GET", f"{AGENT}/artifacts/{{artifact_id}}/meta"): Call(("artifact", "rag_artifact"), owner=200),
+    ("GET", f"{AGENT}/artifacts/{{artifact_id}}"): Call(("artifact", "rag_artifact", "podcast_audio"), owner=200),
+    ("GET", f"{AGENT}/artifacts/{{artifact_id}}/meta"): Call(("artifact", "rag_artifact", "podcast_audio"), owner=200),
+    ("GET", f"{AGENT}/generation/podcasts/{{podcast_id}}"): Call(("podcast",), owner=200),
+    ("PATCH", f"{AGENT}/generation/podcasts/{{podcast_id}}/lines/{{index}}"): Call(
+        ("podcast",), owner=200, json={"text": "spoken by bob"}, fixed=(("index", "1"),)),
+    ("GET", f"{AGENT}/generation/artifacts/{{artifact_id}}/transcript"): Call(("podcast_audio",), owner=200),
     ("POST", f"{AGENT}/chat/runs/{{run_id}}/stop"): Call(("run",), owner=409),
     ("GET", f"{AGENT}/chat/runs/{{run_id}}"): Call(("run",), owner=200),
     ("GET", f"{AGENT}/chat/runs/{{run_id}}/events"): Call(("run",), owner=200),
@@ -192,13 +200,16 @@ MATRIX: dict[tuple[str, str], Call] = {
 LISTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     f"{AGENT}/api-keys": (("api_key", "key_prefix"), {}),
     f"{AGENT}/chat/sessions": (("session",), {}),
-    f"{AGENT}/generation/jobs": (("job", "artifact"), {}),
+    f"{AGENT}/generation/jobs": (("job", "artifact", "podcast", "podcast_audio"), {}),
     f"{AGENT}/sandboxes": (("sandbox",), {"all": "true"}),
     f"{AGENT}/credits/usage": (("session",), {}),
     f"{AGENT}/credits/history": (("run",), {}),
     f"{RAG}/resources": (("resource", "rag_job", "rag_artifact"), {}),
     f"{AGENT}/mcp/servers": (("mcp_server",), {}),
     f"{AGENT}/user-settings/mcp": (("mcp_setting",), {}),
+    # One's voice preference: voice ids are every user's (GET /tts/voices lists them all), so each user's own
+    # rate, a number no one else has, is what shows whose preference an answer holds.
+    f"{AGENT}/tts/preferences": (("tts_rate",), {}),
 }
 NOT_LISTS = {
     "/api/v1/auth/me",
@@ -209,7 +220,8 @@ NOT_LISTS = {
     f"{AGENT}/tts/voices",
 }
 ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "terminal", "resource", "chunk",
-             "rag_job", "rag_artifact", "mcp_server", "mcp_setting")  # fmt: skip
+             "rag_job", "rag_artifact", "mcp_server", "mcp_setting", "tts_rate", "podcast",
+             "podcast_audio")  # fmt: skip
 ADMIN_LISTS = {"/api/v1/admin/users"}  # every user's: 403 to anyone but an admin
 
 
@@ -308,7 +320,7 @@ def rag_text(account: Account) -> str:
     return f"Notes of {account.email}: the lighthouse keeper trimmed the wicks at dusk."
 
 
-async def one_of_each(client: httpx.AsyncClient, account: Account) -> Objects:
+async def one_of_each(client: httpx.AsyncClient, account: Account, upstream: ScriptedUpstream) -> Objects:
     """An API key, a chat session with its run, a job with its artifact, a sandbox, a RAG resource (with its
     chunk, ingestion job and original): owned by ``account``."""
     objects = Objects(account, {"user": account.id})
@@ -362,6 +374,19 @@ async def one_of_each(client: httpx.AsyncClient, account: Account) -> Objects:
     assert setting.status_code == 201, setting.text
     objects.ids |= {"mcp_server": server.json()["id"], "mcp_setting": setting.json()["tool_type"],
                     "mcp_tool": f"echo{tag}"}  # fmt: skip
+
+    upstream.push(*script_steps(grounded=False))
+    podcast = await client.post(f"{AGENT}/generation/podcast", json={"topic": f"tides for {account.email}"},
+                                headers=account.headers)  # fmt: skip
+    assert podcast.status_code == 202, podcast.text
+    made = await job_done(client, account.headers, podcast.json()["id"])
+    objects.ids |= {"podcast": made["id"], "podcast_audio": made["result"]["artifact_id"]}
+
+    rate = 0.5 + uuid.uuid4().int % 10**12 / 10**12  # within 0.5..1.5, with digits no one else's rate shares
+    voice = await client.put(f"{AGENT}/tts/preferences", json={"voice": "espeak:en-gb+f2", "rate": rate},
+                             headers=account.headers)  # fmt: skip
+    assert voice.status_code == 200 and repr(rate) in voice.text, voice.text
+    objects.ids["tts_rate"] = repr(rate)
     return objects
 
 
@@ -457,6 +482,15 @@ async def assert_untouched(
         elif kind == "mcp_setting":
             (setting,) = (await get(f"{AGENT}/user-settings/mcp")).json()
             assert setting["tool_type"] == ident and setting["is_active"] is True, (after, setting)
+        elif kind == "tts_rate":
+            preference = (await get(f"{AGENT}/tts/preferences")).json()
+            assert (preference["voice"], repr(preference["rate"])) == ("espeak:en-gb+f2", ident), (after, preference)
+        elif kind == "podcast":
+            podcast = (await get(f"{AGENT}/generation/podcasts/{ident}")).json()
+            assert podcast["version"] == 1 and "bob" not in podcast["lines"][1]["text"], (after, podcast)
+        elif kind == "podcast_audio":
+            meta = (await get(f"{AGENT}/artifacts/{ident}/meta")).json()
+            assert meta["version"] == 1 and meta["media_type"] == "audio/mpeg", (after, meta)
         elif kind == "rag_artifact":
             assert (await get(f"{AGENT}/artifacts/{ident}")).text == rag_text(alice.account), after
         else:
@@ -466,7 +500,7 @@ async def assert_untouched(
 async def call(client: httpx.AsyncClient, method: str, template: str, spec: Call, ident: str, ids: dict[str, str],
                headers: dict[str, str]) -> httpx.Response:  # fmt: skip
     """``ident`` fills the route's first path parameter, alice's ``ids`` the ``others``."""
-    others = {name: ids[kind] for name, kind in spec.others}
+    others = {name: ids[kind] for name, kind in spec.others} | dict(spec.fixed)
     (name,) = [name for name in path_parameters(template) if name not in others]
     path = template.format(**{name: ident}, **others)
     return await client.request(method, path, headers=headers, json=spec.json, params=spec.params,
@@ -477,7 +511,7 @@ async def call(client: httpx.AsyncClient, method: str, template: str, spec: Call
 
 
 async def test_every_id_route_is_404_to_another_user_and_lists_show_only_ones_own(
-    app: FastAPI, client: httpx.AsyncClient, make_account
+    app: FastAPI, client: httpx.AsyncClient, make_account, upstream: ScriptedUpstream
 ) -> None:  # type: ignore[no-untyped-def]
     schema = (await client.get("/openapi.json")).json()
     routes = schema_routes(schema)
@@ -485,7 +519,7 @@ async def test_every_id_route_is_404_to_another_user_and_lists_show_only_ones_ow
     assert id_routes - MATRIX.keys() == set(), "id routes missing from MATRIX: list each with how to call it"
     assert MATRIX.keys() - id_routes == set(), "MATRIX lists routes the app no longer has"
     for (method, path), spec in MATRIX.items():
-        assert len(path_parameters(path)) == 1 + len(spec.others), f"{method} {path}: an object per path parameter"
+        assert len(path_parameters(path)) == 1 + len(spec.others) + len(spec.fixed), f"{method} {path}: parameters"
         assert spec.bob in (403, 404) and (spec.bob == 403) == spec.by_admin, (method, path)
     plain_gets = {path for method, path in routes if method == "GET" and not path_parameters(path)}
     unclassified = plain_gets - LISTS.keys() - NOT_LISTS - ADMIN_LISTS
@@ -494,7 +528,8 @@ async def test_every_id_route_is_404_to_another_user_and_lists_show_only_ones_ow
 
     admin = await make_account("admin@example.com")
     alice_account, bob_account = await make_account("alice@example.com"), await make_account("bob@example.com")
-    alice, bob = await one_of_each(client, alice_account), await one_of_each(client, bob_account)
+    alice = await one_of_each(client, alice_account, upstream)
+    bob = await one_of_each(client, bob_account, upstream)
     assert not set(alice.values.values()) & set(bob.values.values())
     before = await snapshot(client, alice)
 
@@ -538,7 +573,7 @@ async def test_every_id_route_is_404_to_another_user_and_lists_show_only_ones_ow
 
 
 async def test_websocket_routes_under_api_are_all_listed_and_refuse_another_users_ids(
-    app: FastAPI, client: httpx.AsyncClient, make_account
+    app: FastAPI, client: httpx.AsyncClient, make_account, upstream: ScriptedUpstream
 ) -> None:  # type: ignore[no-untyped-def]
     found = api_websocket_routes(app)
     assert found - WEBSOCKET_ROUTES.keys() == set(), "WebSocket routes missing from WEBSOCKET_ROUTES"
@@ -546,7 +581,7 @@ async def test_websocket_routes_under_api_are_all_listed_and_refuse_another_user
     if not WEBSOCKET_ROUTES:
         return
     await make_account("admin@example.com")
-    alice = await one_of_each(client, await make_account("alice@example.com"))
+    alice = await one_of_each(client, await make_account("alice@example.com"), upstream)
     bob = await make_account("bob@example.com")
     for template, spec in WEBSOCKET_ROUTES.items():
         assert set(path_parameters(template)) == set(spec.params), template

@@ -521,7 +521,7 @@ class ChatView:
                     read.mark("read-aloud")
 
     async def read_aloud(self, speaker: TtsService, message: MessageRead, player: ui.element) -> None:
-        """The answer spoken with the default voice, in a player under it (its text up to the TTS limit)."""
+        """The answer spoken with the user's voice and speed, in a player under it (its text up to the TTS limit)."""
         text = text_of(message)[: self.services.settings.tts.max_chars]
         try:
             speech = await speaker.synthesize(self.principal, SynthesizeRequest(text=text))

@@ -1,5 +1,5 @@
-"""Settings: account, API keys (shown once, with copy; list, deactivate, revoke), MCP servers, integrations and
-credits."""
+"""Settings: account, API keys (shown once, with copy; list, deactivate, revoke), MCP servers, integrations, the
+voice that reads aloud, and credits."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from agent_ui.components.api_keys import api_keys_section
 from agent_ui.components.credits import credits_section
 from agent_ui.components.layout import frame
 from agent_ui.components.mcp import mcp_sections
+from agent_ui.components.voice import voice_section
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from agent_ui.site import Site
 
@@ -31,5 +32,6 @@ def register(site: Site) -> None:
                 ui.label(f"{principal.user.email} · {principal.user.role}").mark("account-email")
             await api_keys_section(services, principal)
             await mcp_sections(services, principal)
+            await voice_section(services, principal)
             await credits_section(services, principal)
         return None

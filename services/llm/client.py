@@ -66,6 +66,8 @@ class LLMClient:
             kwargs["temperature"] = request.temperature
         if request.seed is not None:
             kwargs["seed"] = request.seed
+        if request.frequency_penalty is not None:
+            kwargs["frequency_penalty"] = request.frequency_penalty
         try:
             # The SDK builds, authenticates and sends the request and maps HTTP errors; the stream's chunks
             # are read as plain JSON, as building a typed object per token costs more than the rest together.

@@ -149,6 +149,7 @@ class ModelCalls:
         on_delta: Callable[[TextDelta], object] | None = None,
         hold: Hold | None = None,
         temperature: float | None = None,
+        frequency_penalty: float | None = None,
     ) -> tuple[CallResult, CallUsage]:
         """One streamed call. ``on_delta`` sees each text delta as it arrives. A stop request cancels the call
         at once: what arrived is paid and reported, then :class:`CallStoppedError` is raised. ``hold`` is a hold
@@ -167,7 +168,7 @@ class ModelCalls:
                               response_format=response_format,
                               temperature=0 if response_format else
                               (temperature if temperature is not None else model.temperature),
-                              seed=model.seed)  # fmt: skip
+                              seed=model.seed, frequency_penalty=frequency_penalty)  # fmt: skip
         result: CallResult | None = None
 
         async def consume() -> None:
@@ -216,17 +217,26 @@ class ModelCalls:
         return result, usage
 
     async def complete_json(
-        self, payer: Payer, model: ModelInfo, messages: list[dict[str, Any]], output: type[M], *, retries: int = 2
+        self,
+        payer: Payer,
+        model: ModelInfo,
+        messages: list[dict[str, Any]],
+        output: type[M],
+        *,
+        retries: int = 2,
+        frequency_penalty: float | None = None,
     ) -> M:
         """A structured answer: the model is constrained to ``output``'s JSON schema (the local model too) and
-        asked again, with the problem, when what it returns does not validate. Every attempt is paid."""
+        asked again, with the problem, when what it returns does not validate. Every attempt is paid.
+        ``frequency_penalty`` keeps a small model from looping in long answers (a script's lines)."""
         schema = output.model_json_schema()
         response_format = {"type": "json_schema",
                            "json_schema": {"name": output.__name__[:64], "schema": schema, "strict": True}}  # fmt: skip
         attempt_messages = list(messages)
         problem = ""
         for _attempt in range(retries + 1):
-            result, _usage = await self.stream(payer, model, attempt_messages, response_format=response_format)
+            result, _usage = await self.stream(payer, model, attempt_messages, response_format=response_format,
+                                               frequency_penalty=frequency_penalty)  # fmt: skip
             try:
                 return output.model_validate_json(result.text)
             except ValidationError as exc:

@@ -21,6 +21,7 @@ class ModelInfo(BaseModel):
     size: str | None = None  # local models: parameters, quantisation, file size (for the model picker)
     temperature: float | None = None
     seed: int | None = None
+    frequency_penalty: float | None = None  # a small model's loops in long structured answers
 
 
 @dataclass
@@ -61,3 +62,4 @@ class ChatRequest:
     response_format: dict[str, Any] | None = None
     temperature: float | None = None
     seed: int | None = None
+    frequency_penalty: float | None = None  # a small model's loops in long structured answers

@@ -47,6 +47,7 @@ class RagCapability(Capability):
         # Resources by their title where ids are shown (the credits statement: "Resource: Annual report").
         titles = row_describer(core.db, RagResource, lambda resource: f"Resource: {resource.title}")
         core.references.register("rsc", row_owner(core.db, RagResource), describe=titles)
+        core.sources.register(self.service.passages_for)
 
     def services(self) -> list[object]:
         return [self.service] if self.service is not None else []

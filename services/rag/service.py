@@ -61,6 +61,7 @@ from services.rag.snippets import snippet
 from services.rag.vectors import VectorIndex, reciprocal_rank_fusion, to_blob
 from services.runs import TERMINAL, Run
 from services.settings import CreditsSettings, RagSettings
+from services.sources import SourcePassage
 
 log = logging.getLogger(__name__)
 INGEST_KIND = "rag_ingest"
@@ -616,6 +617,61 @@ class RagService:
                 snippet=shown, marks=marks, text=row.text, score=round(scores.get(chunk_id, 0.0), 6),
             ))  # fmt: skip
         return hits
+
+    # -- passages for grounded generation (core.sources) -------------------------------------------------
+
+    async def passages_for(
+        self, principal: Principal, resource_ids: list[str], query: str | None, max_chars: int
+    ) -> list[SourcePassage]:
+        """Passages of these resources (each the user's and ready: 404 / 409 otherwise) up to ``max_chars``: the
+        most relevant to ``query`` when there is one, else each document from its start, shared fairly."""
+        require_scope(principal, Scope.RAG)
+        user_id = principal.user.id
+        wanted = list(dict.fromkeys(resource_ids))
+        async with self._db.transaction(readonly=True) as session:
+            resources = {row.id: row for row in (await session.exec(
+                select(RagResource).where(col(RagResource.id).in_(wanted), RagResource.user_id == user_id)
+            )).all()}  # fmt: skip
+            if missing := [rid for rid in wanted if rid not in resources]:
+                raise NotFoundError(f"resource {missing[0]} not found", details={"missing": missing})
+            if unready := [rid for rid in wanted if resources[rid].status != "ready"]:
+                raise ConflictError(f"resource {unready[0]} is not ready ({resources[unready[0]].status})",
+                                    code="resource_not_ready")  # fmt: skip
+            chunks: list[RagChunk] = []
+            if max_chars <= 0:  # only the checks: a caller validating a request before queueing work
+                return []
+            if query is None:
+                chunks = list((await session.exec(
+                    select(RagChunk).where(col(RagChunk.resource_id).in_(wanted))
+                    .order_by(col(RagChunk.resource_id), col(RagChunk.ordinal))
+                )).all())  # fmt: skip
+        if query is not None:
+            found = await self.search(principal, SearchRequest(query=query, resource_ids=wanted, k=50))
+            picked: list[SourcePassage] = []
+            used = 0
+            for hit in found.hits:
+                if used + len(hit.text) > max_chars and picked:
+                    break
+                where = hit.position
+                picked.append(SourcePassage(resource_id=hit.resource_id, chunk_id=hit.chunk_id, title=hit.title,
+                                            page=where.page, heading=where.heading, text=hit.text))  # fmt: skip
+                used += len(hit.text)
+            return picked
+        per_resource: dict[str, list[RagChunk]] = {rid: [] for rid in wanted}
+        for row in chunks:
+            per_resource[row.resource_id].append(row)
+        # Round robin: the first passage of each document, then the second of each, ... until the budget is spent.
+        ordered: list[RagChunk] = []
+        used = 0
+        for layer in range(max((len(rows) for rows in per_resource.values()), default=0)):
+            for rid in wanted:
+                rows = per_resource[rid]
+                if layer < len(rows) and used + len(rows[layer].text) <= max_chars:
+                    ordered.append(rows[layer])
+                    used += len(rows[layer].text)
+        ordered.sort(key=lambda row: (wanted.index(row.resource_id), row.ordinal))
+        return [SourcePassage(resource_id=row.resource_id, chunk_id=row.id, title=resources[row.resource_id].title,
+                              page=row.page, heading=row.heading, text=row.text) for row in ordered]  # fmt: skip
 
     # -- what a citation opens --------------------------------------------------------------------------
 

@@ -64,10 +64,14 @@ class RunHandle:
         self, stage: str, done: float | None = None, total: float | None = None, message: str | None = None
     ) -> None:
         """Report progress. At most ``progress_per_second`` events go out; a report that comes too soon waits
-        for its turn and is replaced by a newer one, so the last report is always sent."""
+        for its turn and is replaced by a newer one of its stage, so the last report of each stage is always sent
+        (a new stage sends the waiting report of the one before at once)."""
         data = {"stage": stage, "done": done, "total": total, "message": message}
         self._live.progress, self._live.progress_persisted = data, False
         loop = asyncio.get_running_loop()
+        if self._pending_progress is not None and self._pending_progress["stage"] != stage:
+            self._service.bus.publish(self.run_id, "progress", self._pending_progress)
+            self._pending_progress = None
         if loop.time() >= self._next_progress_at and self._progress_timer is None:
             self._send_progress(data)
             return

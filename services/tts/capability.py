@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.capabilities import Capability, CapabilityInfo, Core, DependencyHealth
+from services.jobs import JobKind
 from services.tts.engines import EdgeTtsEngine, EspeakEngine, FliteEngine, TtsEngine
+from services.tts.podcast import PodcastService
 from services.tts.service import TtsService
 
 
@@ -29,11 +33,19 @@ class TtsCapability(Capability):
                 credits=core.credits,
                 settings=core.settings.tts,
                 prices=core.settings.credits,
+                db=core.db,
             )
+        self.podcasts: PodcastService | None = None
+        if self.service is not None:
+            self.podcasts = PodcastService(db=core.db, tts=self.service, jobs=core.jobs, artifacts=core.artifacts,
+                                           credits=core.credits, models=core.models, sources=core.sources)  # fmt: skip
         self._described = "not checked yet"
 
     def services(self) -> list[object]:
-        return [self.service] if self.service is not None else []
+        return [self.service, self.podcasts] if self.service is not None else []
+
+    def job_kinds(self) -> list[JobKind[Any]]:
+        return [self.podcasts.job_kind()] if self.podcasts is not None else []
 
     async def start(self) -> None:
         if self.service is not None:

@@ -1,4 +1,4 @@
-"""Text to speech: the voices (with which engines can speak now) and synthesis to MP3 or WAV."""
+"""Text to speech: the voices (with which engines can speak now), each user's voice, and synthesis to MP3 or WAV."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from agent_ui.errors import ErrorEnvelope, documented_error
 from services.auth import Scope
 from services.container import Services
 from services.tts import TtsService
-from services.tts.schemas import SynthesizeRequest, VoiceList
+from services.tts.schemas import SynthesizeRequest, VoiceList, VoicePreferenceRead, VoicePreferenceUpdate
 
 router = api_router(
     prefix="/tts",
@@ -34,6 +34,21 @@ def tts(services: Services) -> TtsService:
 async def list_voices(services: ServicesDep) -> VoiceList:
     """Every engine's voices, which engines can speak now (and why not), and the default voice."""
     return await tts(services).voices()
+
+
+@router.get("/preferences")
+async def get_preferences(principal: CurrentPrincipal, services: ServicesDep) -> VoicePreferenceRead:
+    """Your voice (null when you chose none), your rate, and `effective_voice`: who speaks when you name no voice
+    (Read aloud in chat, `POST /tts/synthesize` without `voice`)."""
+    return await tts(services).preferences(principal)
+
+
+@router.put("/preferences", responses={422: documented_error("`validation_error`; `unknown_voice`")})
+async def put_preferences(
+    update: VoicePreferenceUpdate, principal: CurrentPrincipal, services: ServicesDep
+) -> VoicePreferenceRead:
+    """Replace your voice and rate; `voice: null` (or left out) goes back to the default voice."""
+    return await tts(services).set_preferences(principal, update)
 
 
 @router.post(
