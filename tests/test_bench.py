@@ -28,7 +28,7 @@ FIGURES = {
     "bench.tts": ["engine real-time factor", "API real-time factor", "ratio API / engine",
                   "mp3 encoding alone", "grammar accuracy", "free-decoding word accuracy", "default by measure",
                   "configured order", "podcast audio stage", "mix + normalise + mp3 + flac",
-                  "podcast line re-spoken"],
+                  "podcast line re-spoken", "podcast with the local model"],
 }  # fmt: skip
 
 

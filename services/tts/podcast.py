@@ -182,7 +182,8 @@ class PodcastService:
                                                         frequency_penalty=FREQUENCY_PENALTY)  # fmt: skip
                 said = {text.casefold() for _, _, text, _ in script}
                 for speaker, line in zip(turns, written.lines, strict=False):  # type: ignore[attr-defined]
-                    text, cited = _spoken_text(_whole_sentences(line.text), len(passages))
+                    unnamed = _without_speaker(line.text, names)
+                    text, cited = _spoken_text(_whole_sentences(unnamed), len(passages))
                     sources = sorted({n for n in (*line.sources, *cited) if 1 <= n <= len(passages)})
                     if text and text.casefold() not in said:  # a small model repeats itself: once is enough
                         script.append((chapter, speaker, text, sources))
@@ -417,6 +418,14 @@ def _line_model(lines: int, sources: int) -> type[BaseModel]:
     )
 
 
+def _without_speaker(text: str, names: list[str]) -> str:
+    """A line as said: a small model copies the "Name: " of the lines it was shown; the voice says who speaks."""
+    prefix = re.compile(r"^\s*(?:" + "|".join(re.escape(name) for name in names) + r")\s*:\s*", re.IGNORECASE)
+    while (stripped := prefix.sub("", text, count=1)) != text:
+        text = stripped
+    return text
+
+
 def _whole_sentences(text: str) -> str:
     """A line cut at the schema's length ends at its last full sentence (when it has one)."""
     if len(text) < LINE_CHARS - 1:
@@ -428,8 +437,8 @@ def _whole_sentences(text: str) -> str:
 def _spoken_text(text: str, sources: int) -> tuple[str, list[int]]:
     """What is said (markup and citation marks taken out) and the sources it cited as ``[n]``."""
     cited = [int(n) for n in _MARKERS.findall(text) if 1 <= int(n) <= sources]
-    spoken = _UNSPOKEN.sub(" ", _MARKERS.sub("", text))
-    return " ".join(spoken.split()), cited
+    spoken = " ".join(_UNSPOKEN.sub(" ", _MARKERS.sub("", text)).split())
+    return re.sub(r" ([.,!?;:])", r"\1", spoken), cited
 
 
 def _language(code: str) -> str:
