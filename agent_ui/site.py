@@ -16,6 +16,10 @@ class NavItem:
     icon: str
     order: int = 50  # place in the drawer, smallest first
     admin_only: bool = False
+    # A page under a hub (``"/generate"``): not drawn in the drawer but as a card on the hub's page, whose entry
+    # stays highlighted on it; ``description`` is the card's one line.
+    parent: str | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)

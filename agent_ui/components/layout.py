@@ -132,6 +132,8 @@ def frame(
     # Desktop: 200 px, or a rail of icons (remembered per browser); phones: an overlay, closed until asked for.
     mini = bool(app.storage.user.get("nav_mini", compact_nav))
     links: list[tuple[ui.link, str]] = []
+    # A page under a hub (a generator under Generate) keeps the hub's entry highlighted.
+    current = next((item.parent for item in site.navigation if item.path == active and item.parent), active)
     with (
         ui.left_drawer(bordered=True)
         .props(f"width={NAV_WIDTH} mini-width={NAV_MINI_WIDTH}")
@@ -140,16 +142,16 @@ def frame(
         ui.element("nav").props('aria-label="Main"').classes("column gap-1 p-2 w-full"),
     ):
         for item in site.navigation:
-            if item.admin_only and not principal.is_admin:
+            if (item.admin_only and not principal.is_admin) or item.parent is not None:
                 continue
-            selected = item.path == active
+            selected = item.path == current
             link = ui.link(target=item.path).classes(
                 "app-nav-item row items-center no-wrap gap-3 px-3 py-2 w-full"
                 + (" app-nav-item--active" if selected else "")
             )
             named(link, item.label).mark(f"nav-{item.label.lower()}")
             if selected:
-                link.props('aria-current="page"')
+                link.props(f'aria-current="{"page" if item.path == active else "true"}"')
             with link:
                 ui.icon(item.icon, size="sm")
                 ui.label(item.label).classes("app-nav-label ellipsis")

@@ -1,4 +1,5 @@
-"""Pages of capabilities not built yet: they say what is coming, inside the real frame."""
+"""Pages of capabilities not built yet: they say what is coming, inside the real frame. None is waiting now (the
+generators still to come are cards on the Generate hub, agent_ui/pages/generate.py)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,12 @@ from agent_ui.components.layout import coming_soon, frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from agent_ui.site import NavItem, Site
 
-PLANNED: dict[str, tuple[str, str, list[str]]] = {
-    "/generate": (
-        "Generate",
-        "Generation",
-        ["Podcasts from a topic or your documents, in two voices", "Slide decks you can edit", "Prose"],
-    ),
-}
+# path -> (title, what is coming, details)
+PLANNED: dict[str, tuple[str, str, list[str]]] = {}
 
 
 # Where the planned pages sit in the navigation, among the capabilities' own.
-NAVIGATION = (NavItem("Generate", "/generate", "auto_awesome", order=20),)
+NAVIGATION: tuple[NavItem, ...] = ()
 
 
 def register(site: Site) -> None:
