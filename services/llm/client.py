@@ -68,6 +68,8 @@ class LLMClient:
             kwargs["seed"] = request.seed
         if request.frequency_penalty is not None:
             kwargs["frequency_penalty"] = request.frequency_penalty
+        if request.extra_body:
+            kwargs["extra_body"] = request.extra_body
         try:
             # The SDK builds, authenticates and sends the request and maps HTTP errors; the stream's chunks
             # are read as plain JSON, as building a typed object per token costs more than the rest together.

@@ -164,11 +164,13 @@ class ModelCalls:
             if hold is not None:
                 await self._credits.release(hold)
             raise
+        # llama.cpp counts repeats over the last 64 tokens unless told otherwise: over the whole answer here.
+        window = {"repeat_last_n": 4096} if frequency_penalty and model.local else None
         request = ChatRequest(model=model.id, messages=messages, max_tokens=max_tokens, tools=tools,
                               response_format=response_format,
                               temperature=0 if response_format else
                               (temperature if temperature is not None else model.temperature),
-                              seed=model.seed, frequency_penalty=frequency_penalty)  # fmt: skip
+                              seed=model.seed, frequency_penalty=frequency_penalty, extra_body=window)  # fmt: skip
         result: CallResult | None = None
 
         async def consume() -> None:

@@ -22,6 +22,7 @@ class ModelInfo(BaseModel):
     temperature: float | None = None
     seed: int | None = None
     frequency_penalty: float | None = None  # a small model's loops in long structured answers
+    extra_body: dict[str, Any] | None = None  # parameters of one server only (llama.cpp's penalty window)
 
 
 @dataclass
@@ -63,3 +64,4 @@ class ChatRequest:
     temperature: float | None = None
     seed: int | None = None
     frequency_penalty: float | None = None  # a small model's loops in long structured answers
+    extra_body: dict[str, Any] | None = None  # parameters of one server only (llama.cpp's penalty window)

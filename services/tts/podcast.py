@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import io
 import re
 import time
@@ -52,6 +53,7 @@ SOURCE_CHARS = 6_000  # of passages given to the model per chapter (the local mo
 # A small model at temperature 0 repeats its lines word for word without it; 1.2 gave five distinct lines where
 # 0.6 and 0.9 still repeated (qwen2.5-coder-0.5b, measured with a chapter prompt).
 FREQUENCY_PENALTY = 1.2
+REPEAT_RATIO = 0.8  # lines this alike are one line said twice
 LINE_CHARS = 200  # a line is a sentence or two: longer ones let a small model ramble
 SHAPES: dict[str, tuple[int, int]] = {"short": (2, 5), "medium": (3, 6), "long": (4, 7)}  # chapters, lines each
 LANGUAGES = {
@@ -180,14 +182,14 @@ class PodcastService:
                 messages = self._chapter_prompt(params, passages, title, titles, chapter, turns, script)
                 written = await job.calls.complete_json(job.payer, model, messages, line_model,
                                                         frequency_penalty=FREQUENCY_PENALTY)  # fmt: skip
-                said = {text.casefold() for _, _, text, _ in script}
+                said = [text for _, _, text, _ in script]
                 for speaker, line in zip(turns, written.lines, strict=False):  # type: ignore[attr-defined]
                     unnamed = _without_speaker(line.text, names)
                     text, cited = _spoken_text(_whole_sentences(unnamed), len(passages))
                     sources = sorted({n for n in (*line.sources, *cited) if 1 <= n <= len(passages)})
-                    if text and text.casefold() not in said:  # a small model repeats itself: once is enough
+                    if text and not _repeats(text, said):  # a small model repeats itself: once is enough
                         script.append((chapter, speaker, text, sources))
-                        said.add(text.casefold())
+                        said.append(text)
         if not script:
             raise DomainError("the model wrote no line to speak", code="empty_script")
 
@@ -424,6 +426,12 @@ def _without_speaker(text: str, names: list[str]) -> str:
     while (stripped := prefix.sub("", text, count=1)) != text:
         text = stripped
     return text
+
+
+def _repeats(text: str, said: list[str]) -> bool:
+    """Whether a line says (nearly) what an earlier one said: a small model cycles through a few lines."""
+    folded = text.casefold()
+    return any(difflib.SequenceMatcher(None, folded, earlier.casefold()).ratio() > REPEAT_RATIO for earlier in said)
 
 
 def _whole_sentences(text: str) -> str:

@@ -9,7 +9,16 @@ import numpy as np
 import soundfile as sf
 
 from services.tts import audio
-from services.tts.podcast import LINE_CHARS, _chapters, _mix, _splice, _spoken_text, _whole_sentences, _without_speaker
+from services.tts.podcast import (
+    LINE_CHARS,
+    _chapters,
+    _mix,
+    _repeats,
+    _splice,
+    _spoken_text,
+    _whole_sentences,
+    _without_speaker,
+)
 
 
 def test_a_line_loses_copied_names_marks_and_markup_and_keeps_its_citations() -> None:
@@ -21,6 +30,12 @@ def test_a_line_loses_copied_names_marks_and_markup_and_keeps_its_citations() ->
     early = "Salt. " + "And then it goes on and on" * 10  # too little before the only full stop: kept as written
     assert _whole_sentences(early[:LINE_CHARS]) == early[:LINE_CHARS]
     assert _whole_sentences("Short and whole") == "Short and whole"
+
+
+def test_a_line_said_again_nearly_word_for_word_is_a_repeat() -> None:
+    said = ["Salinity helps regulate the temperature of water, which affects marine life."]
+    assert _repeats("Salinity also helps regulate the temperature of water, which affects marine life.", said)
+    assert not _repeats("Rivers wash salt out of rocks and carry it down to the sea.", said)
 
 
 def tone(seconds: float, rate: int = 24000) -> np.ndarray:
