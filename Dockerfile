@@ -12,6 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AGENT_UI_SERVER__PORT=8080 \
     PATH=/app/.venv/bin:$PATH
 
+# Offline speech: flite and espeak-ng (the engines behind the default voices when edge-tts cannot be reached).
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends flite espeak-ng \
+ && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.9 \
  && useradd --create-home --uid 10001 agent \
  && mkdir -p /data /app && chown agent:agent /data /app

@@ -9,6 +9,7 @@ element's own ``timeupdate``, with no round trip to the server."""
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
@@ -37,6 +38,7 @@ from services.tts.schemas import (
     VoiceList,
 )
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parents[1] / "static"
 POLL_S = 0.5
 FAMILY = "generation"
@@ -561,6 +563,7 @@ class PodcastView:
         self.timer.deactivate()
         self.job_id = job_id
         self.player = None
+        self._redraw()  # another job's progress card is never reused for this one
         if job_id is None:
             self._redraw()
             with self.body, ui.card().classes("podcast-empty w-full items-center gap-2 py-10"):
@@ -643,12 +646,22 @@ class PodcastView:
         if self._polling or self.job_id is None:
             return
         self._polling = True
+        polled = self.job_id
         try:
             try:
-                job = await self._jobs.get(self._principal, self.job_id, family=FAMILY)
+                job = await self._jobs.get(self._principal, polled, family=FAMILY)
             except NotFoundError:  # deleted meanwhile
-                self.timer.deactivate()
-                self._not_found()
+                if self.job_id == polled:
+                    self.timer.deactivate()
+                    self._not_found()
+                return
+            except Exception:
+                log.exception("following podcast job %s failed", polled)
+                if self.job_id == polled:
+                    self.timer.deactivate()
+                    ui.notify("Could not follow the podcast: reload the page to try again.", type="negative")
+                return
+            if self.job_id != polled:  # another podcast is shown now: this answer is stale
                 return
             if job.status in ACTIVE:
                 self._progress(job)
@@ -683,8 +696,7 @@ class RecentPodcasts:
             self.body = ui.column().classes("w-full gap-1")
 
     async def refresh(self) -> None:
-        page = await self._jobs.list_jobs(self._principal, family=FAMILY, limit=50, cursor=None)
-        found = [job for job in page.items if job.kind == KIND][:10]
+        found = (await self._jobs.list_jobs(self._principal, family=FAMILY, kind=KIND, limit=10, cursor=None)).items
         self.body.clear()
         with self.body:
             if not found:

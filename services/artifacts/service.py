@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.artifacts.models import Artifact
 from services.artifacts.schemas import ArtifactRead, Download
@@ -85,9 +86,19 @@ class ArtifactService:
             raise
         return ArtifactRead.model_validate(row)
 
-    async def replace(self, user_id: str, artifact_id: str, data: bytes | Path) -> ArtifactRead:
-        """A new version of the file under the same id; the old bytes go."""
+    async def replace(
+        self, user_id: str, artifact_id: str, data: bytes | Path, *, session: AsyncSession | None = None
+    ) -> ArtifactRead:
+        """A new version of the file under the same id; the old bytes go. With ``session`` the row changes in the
+        caller's transaction (with what else must change with it) and the old bytes are left to the sweep, which
+        also takes the new ones if that transaction rolls back."""
         stored = await self._store.put(data)
+        if session is not None:
+            row = await get_owned(session, Artifact, artifact_id, user_id, missing="artifact not found")
+            row.storage_key, row.size, row.sha256 = stored.key, stored.size, stored.sha256
+            row.version, row.updated_at = row.version + 1, self._clock()
+            session.add(row)
+            return ArtifactRead.model_validate(row)
         try:
             async with self._db.transaction() as session:
                 row = await get_owned(session, Artifact, artifact_id, user_id, missing="artifact not found")

@@ -139,10 +139,16 @@ class JobService:
         return await self._read(await self._runs.get(principal, job_id, kinds=self._names(family)))
 
     async def list_jobs(
-        self, principal: Principal, *, family: str | None = None, limit: int, cursor: str | None
+        self,
+        principal: Principal,
+        *,
+        family: str | None = None,
+        kind: str | None = None,
+        limit: int,
+        cursor: str | None,
     ) -> Page[JobRead]:
-        """The caller's jobs, newest first, of the kinds the caller's scopes allow."""
-        names = {kind.name for kind in self.kinds(family) if grants(principal.scopes, kind.scope)}
+        """The caller's jobs (of one ``kind`` when given), newest first, of the kinds the caller's scopes allow."""
+        names = {k.name for k in self.kinds(family) if grants(principal.scopes, k.scope) and kind in (None, k.name)}
         statement = select(Run).where(Run.user_id == principal.user.id, col(Run.kind).in_(names))
         async with self._db.transaction(readonly=True) as session:
             rows, next_cursor = await keyset_page(session, statement, created_at=Run.created_at, row_id=Run.id,
@@ -255,7 +261,6 @@ class JobService:
         job.handle.emit("error", {"code": code, "message": message})
         await job.handle.finish(status, code, error_message=message)
         await self._ended(job, status, code, message)
-
 
 
 def _job(run: Run, artifacts: list[ArtifactRead]) -> JobRead:

@@ -164,13 +164,15 @@ class ModelCalls:
             if hold is not None:
                 await self._credits.release(hold)
             raise
-        # llama.cpp counts repeats over the last 64 tokens unless told otherwise: over the whole answer here.
-        window = {"repeat_last_n": 4096} if frequency_penalty and model.local else None
+        # Only the local model gets the penalty (some providers' reasoning models refuse it), counted over the whole
+        # answer (llama.cpp counts repeats over the last 64 tokens unless told otherwise).
+        penalty = frequency_penalty if model.local else None
+        window = {"repeat_last_n": 4096} if penalty else None
         request = ChatRequest(model=model.id, messages=messages, max_tokens=max_tokens, tools=tools,
                               response_format=response_format,
                               temperature=0 if response_format else
                               (temperature if temperature is not None else model.temperature),
-                              seed=model.seed, frequency_penalty=frequency_penalty, extra_body=window)  # fmt: skip
+                              seed=model.seed, frequency_penalty=penalty, extra_body=window)  # fmt: skip
         result: CallResult | None = None
 
         async def consume() -> None:
@@ -230,7 +232,8 @@ class ModelCalls:
     ) -> M:
         """A structured answer: the model is constrained to ``output``'s JSON schema (the local model too) and
         asked again, with the problem, when what it returns does not validate. Every attempt is paid.
-        ``frequency_penalty`` keeps a small model from looping in long answers (a script's lines)."""
+        ``frequency_penalty`` keeps the small local model from looping in long answers (a script's lines); other
+        models do not get it."""
         schema = output.model_json_schema()
         response_format = {"type": "json_schema",
                            "json_schema": {"name": output.__name__[:64], "schema": schema, "strict": True}}  # fmt: skip

@@ -21,8 +21,6 @@ class ModelInfo(BaseModel):
     size: str | None = None  # local models: parameters, quantisation, file size (for the model picker)
     temperature: float | None = None
     seed: int | None = None
-    frequency_penalty: float | None = None  # a small model's loops in long structured answers
-    extra_body: dict[str, Any] | None = None  # parameters of one server only (llama.cpp's penalty window)
 
 
 @dataclass

@@ -647,6 +647,8 @@ class RagService:
                 )).all())  # fmt: skip
         if query is not None:
             found = await self.search(principal, SearchRequest(query=query, resource_ids=wanted, k=50))
+            if not found.hits:  # nothing about the focus: the documents themselves, in order
+                return await self.passages_for(principal, wanted, None, max_chars)
             picked: list[SourcePassage] = []
             used = 0
             for hit in found.hits:

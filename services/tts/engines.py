@@ -295,6 +295,10 @@ _FLITE_VOICES = (
 )
 
 
+# Voices whose pitch flite 2.2 (Debian) leaves as it is whatever f0_shift says: shifted by playing them faster.
+_FLITE_FIXED_PITCH = frozenset({"rms"})
+
+
 class FliteEngine(_LocalProgramEngine):
     """flite (Debian ``flite``): offline, English only, clearer than espeak-ng.
 
@@ -313,10 +317,24 @@ class FliteEngine(_LocalProgramEngine):
         _check_request(self.name, text, voice, rate, pitch)
         if voice not in _FLITE_VOICES:
             raise ValidationFailedError(f"{voice.native!r} is not a flite voice.")
+        shift = 2.0 ** (pitch / 12.0)
+        if pitch and voice.native in _FLITE_FIXED_PITCH:
+            # Spoken slower by the shift, then played faster by it: the pitch moves and the length comes back.
+            options = ["-voice", voice.native, "--setf", f"duration_stretch={shift / rate:.4f}"]
+            spoken = await self._speak(options, False, text)
+            return await asyncio.to_thread(_played_faster, spoken, shift)
         options = ["-voice", voice.native, "--setf", f"duration_stretch={1.0 / rate:.4f}"]
         if pitch:
-            options += ["--setf", f"f0_shift={2.0 ** (pitch / 12.0):.4f}"]
+            options += ["--setf", f"f0_shift={shift:.4f}"]
         return await self._speak(options, False, text)
+
+
+def _played_faster(clip: Synthesized, factor: float) -> Synthesized:
+    """The clip played ``factor`` times faster at its own rate: higher (or lower) and shorter by that factor."""
+    samples, rate = audio.decode(clip.wav)
+    faster = audio.resample_samples(samples, round(rate * factor), rate)
+    return Synthesized(wav=audio.encode_wav(faster, rate), sample_rate=rate, duration_s=len(faster) / rate,
+                       engine=clip.engine)  # fmt: skip
 
 
 _EDGE_HOST = "speech.platform.bing.com"

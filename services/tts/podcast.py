@@ -18,7 +18,7 @@ import io
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
@@ -35,7 +35,7 @@ from services.clock import Clock, utcnow
 from services.credits import CreditService
 from services.db.database import Database
 from services.db.owned import get_owned
-from services.errors import ConflictError, DomainError, NotFoundError
+from services.errors import ConflictError, DomainError, NotFoundError, ValidationFailedError
 from services.jobs import JobContext, JobKind, JobRead, JobService
 from services.llm import ModelRegistry
 from services.sources import SourcePassage, Sources
@@ -114,6 +114,14 @@ class Stopwatch:
             self._timings[stage] = round(self._timings.get(stage, 0.0) + time.perf_counter() - started, 4)
 
 
+@dataclass
+class _EditLock:
+    """One podcast's edit lock and how many edits hold or wait for it (the entry goes when none does)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class PodcastService:
     def __init__(
         self,
@@ -135,7 +143,7 @@ class PodcastService:
         self._models = models
         self._sources = sources
         self._clock = clock
-        self._edits: dict[str, asyncio.Lock] = {}  # one edit of a podcast at a time in this process
+        self._edits: dict[str, _EditLock] = {}  # one edit of a podcast at a time in this process
 
     def job_kind(self) -> JobKind[PodcastRequest]:
         return JobKind(name=KIND, scope=Scope.GENERATION, params=PodcastRequest, run=self._make,
@@ -153,8 +161,7 @@ class PodcastService:
         self._models.resolve(request.model)
         if request.rag_resource_ids:  # each the user's and ready (404, 409), no text read yet
             await self._sources.passages(principal, request.rag_resource_ids, max_chars=0)
-        if any(speaker.voice is None for speaker in request.speakers):
-            await self._tts.cast(len(request.speakers), request.language, request.engine)
+        await self._tts.cast(len(request.speakers), request.language, request.engine)  # 503 when none can speak
         return await self._jobs.submit(principal, KIND, request.model_dump(exclude_none=True))
 
     # -- the job --------------------------------------------------------------------------------------------
@@ -183,12 +190,13 @@ class PodcastService:
                 written = await job.calls.complete_json(job.payer, model, messages, line_model,
                                                         frequency_penalty=FREQUENCY_PENALTY)  # fmt: skip
                 said = [text for _, _, text, _ in script]
-                for speaker, line in zip(turns, written.lines, strict=False):  # type: ignore[attr-defined]
+                for line in written.lines:  # type: ignore[attr-defined]
                     unnamed = _without_speaker(line.text, names)
                     text, cited = _spoken_text(_whole_sentences(unnamed), len(passages))
                     sources = sorted({n for n in (*line.sources, *cited) if 1 <= n <= len(passages)})
                     if text and not _repeats(text, said):  # a small model repeats itself: once is enough
-                        script.append((chapter, speaker, text, sources))
+                        # Turns go by the lines kept, so a dropped repeat never gives one host two lines running.
+                        script.append((chapter, names[len(script) % len(names)], text, sources))
                         said.append(text)
         if not script:
             raise DomainError("the model wrote no line to speak", code="empty_script")
@@ -203,6 +211,16 @@ class PodcastService:
             chapters = _chapters(dict(enumerate(titles)), rows)
             mp3, flac = await _encoded(master, title, chapters)
             job.progress("mixing", 1, 1, "saved")
+        # Stored whole even if the job is cancelled meanwhile: both files and the transcript, or the job fails.
+        stored = asyncio.ensure_future(self._store(job, title, names, voices, rows, chapters, passages, spans, mp3,
+                                                   flac))  # fmt: skip
+        row = await asyncio.shield(stored)
+        return {"podcast_id": row.id, "artifact_id": row.audio_artifact_id, "title": title, "lines": len(spoken),
+                "duration_s": round(row.duration_s, 3), "stage_s": timings}  # fmt: skip
+
+    async def _store(self, job: JobContext, title: str, names: list[str], voices: dict[str, Voice],
+                     rows: list[dict[str, Any]], chapters: list[dict[str, Any]], passages: list[SourcePassage],
+                     spans: list[tuple[float, float]], mp3: bytes, flac: bytes) -> Podcast:  # fmt: skip
         slug = _slug(title)
         audio = await job.artifact(kind="audio", filename=f"{slug}.mp3", media_type="audio/mpeg", data=mp3,
                                    title=title)  # fmt: skip
@@ -218,8 +236,7 @@ class PodcastService:
         )  # fmt: skip
         async with self._db.transaction() as session:
             session.add(row)
-        return {"podcast_id": row.id, "artifact_id": audio.id, "title": title, "lines": len(spoken),
-                "duration_s": round(row.duration_s, 3), "stage_s": timings}  # fmt: skip
+        return row
 
     async def _passages(self, params: PodcastRequest, job: JobContext) -> list[SourcePassage]:
         if not params.rag_resource_ids:
@@ -277,7 +294,7 @@ class PodcastService:
         if params.topic:
             parts.append(f"Topic: {params.topic}")
         if params.text:
-            parts.append("Material:\n" + params.text[:SOURCE_CHARS])
+            parts.append("Material:\n" + _excerpt(params.text, SOURCE_CHARS))
         if passages:
             parts.append("Sources:\n" + "\n".join(f"[{n}] ({p.title}) {p.text}" for n, p in enumerate(passages, 1)))
         return "\n\n".join(parts)
@@ -335,59 +352,62 @@ class PodcastService:
 
     async def edit_line(self, principal: Principal, podcast_id: str, index: int, edit: LineEdit) -> PodcastRead:
         """Speak one line again with new text (or another voice) and splice it into the master in place: the lines
-        after it move by the difference, the MP3 is encoded again under the same artifact id."""
+        after it move by the difference, the MP3 is encoded again under the same artifact id. One edit of a
+        podcast at a time in this process; across processes the row's version decides (409 to the later one,
+        which changes nothing and pays nothing)."""
         require_scope(principal, Scope.GENERATION)
         user_id = principal.user.id
         async with self._db.transaction(readonly=True) as session:  # only owners' podcasts ever get a lock
             await get_owned(session, Podcast, podcast_id, user_id, missing="podcast not found")
-        lock = self._edits.setdefault(podcast_id, asyncio.Lock())
+        entry = self._edits.setdefault(podcast_id, _EditLock())
+        entry.users += 1
         try:
-            return await self._edit_line(principal, podcast_id, index, edit, lock)
+            async with entry.lock:
+                return await self._edit_line(principal, podcast_id, index, edit)
         finally:
-            if not lock.locked():
+            entry.users -= 1
+            if not entry.users:
                 self._edits.pop(podcast_id, None)
 
-    async def _edit_line(
-        self, principal: Principal, podcast_id: str, index: int, edit: LineEdit, lock: asyncio.Lock
-    ) -> PodcastRead:
+    async def _edit_line(self, principal: Principal, podcast_id: str, index: int, edit: LineEdit) -> PodcastRead:
         user_id = principal.user.id
-        async with lock:
-            async with self._db.transaction(readonly=True) as session:
-                row = await get_owned(session, Podcast, podcast_id, user_id, missing="podcast not found")
-            if not 0 <= index < len(row.lines):
-                raise NotFoundError("line not found")
-            line = row.lines[index]
-            voice = self._tts.voice(edit.voice or line["voice"])
-            text, _ = _spoken_text(edit.text, 0)
-            if not text:
-                raise DomainError("the line has nothing to speak", code="empty_text")
-            master_path = (await self._artifacts.download(principal, row.master_artifact_id)).path
-            price = self._tts.price_micro(len(text))
-            hold = await self._credits.hold(user_id, at_most=price, cause_type="run", cause_id=podcast_id)
-            try:
-                spoken = await self._speak_line(index, line["chapter"], line["speaker"], text, voice, line["citations"])
-                master, spans = await asyncio.to_thread(_splice, master_path, row.lines, index, spoken.samples)
-                lines = [dict(old, start_s=round(start, 3), end_s=round(end, 3))
-                         for old, (start, end) in zip(row.lines, spans, strict=True)]  # fmt: skip
-                lines[index].update(text=text, voice=spoken.voice.id, engine=spoken.engine)
-                chapters = _chapters({c["index"]: c["title"] for c in row.chapters}, lines)
-                mp3, flac = await _encoded(master, row.title, chapters)
-            except BaseException:
-                await self._credits.release(hold)
-                raise
-            await self._credits.settle(hold, price)
-            await self._artifacts.replace(user_id, row.master_artifact_id, flac)
-            await self._artifacts.replace(user_id, row.audio_artifact_id, mp3)
-            async with self._db.transaction() as session:
+        async with self._db.transaction(readonly=True) as session:
+            row = await get_owned(session, Podcast, podcast_id, user_id, missing="podcast not found")
+        if not 0 <= index < len(row.lines):
+            raise NotFoundError("line not found")
+        line = row.lines[index]
+        voice = self._tts.voice(edit.voice or line["voice"])
+        text, _ = _spoken_text(edit.text, 0)
+        if not text:
+            raise ValidationFailedError("the line has nothing to speak", code="empty_text")
+        master_path = (await self._artifacts.download(principal, row.master_artifact_id)).path
+        price = self._tts.price_micro(len(text))
+        hold = await self._credits.hold(user_id, at_most=price, cause_type="run", cause_id=podcast_id)
+        try:
+            spoken = await self._speak_line(index, line["chapter"], line["speaker"], text, voice, line["citations"])
+            master, spans = await asyncio.to_thread(_splice, master_path, row.lines, index, spoken.samples)
+            lines = [dict(old, start_s=round(start, 3), end_s=round(end, 3))
+                     for old, (start, end) in zip(row.lines, spans, strict=True)]  # fmt: skip
+            lines[index].update(text=text, voice=spoken.voice.id, engine=spoken.engine)
+            chapters = _chapters({c["index"]: c["title"] for c in row.chapters}, lines)
+            mp3, flac = await _encoded(master, row.title, chapters)
+            # The transcript and both files change together or not at all.
+            async with self._db.transaction(exclusive=f"podcast:{podcast_id}") as session:
                 current = await get_owned(session, Podcast, podcast_id, user_id, missing="podcast not found")
                 if current.version != row.version:
                     raise ConflictError("the podcast changed meanwhile: reload it", code="edit_conflict")
+                await self._artifacts.replace(user_id, row.master_artifact_id, flac, session=session)
+                await self._artifacts.replace(user_id, row.audio_artifact_id, mp3, session=session)
                 current.lines, current.chapters = lines, chapters
                 current.duration_s = spans[-1][1]
                 current.version += 1
                 current.updated_at = self._clock()
                 session.add(current)
-            return await self._read(principal, current)
+        except BaseException:
+            await self._credits.release(hold)
+            raise
+        await self._credits.settle(hold, price)
+        return await self._read(principal, current)
 
     async def _read(self, principal: Principal, row: Podcast) -> PodcastRead:
         audio = await self._artifacts.get(principal, row.audio_artifact_id)
@@ -432,6 +452,28 @@ def _repeats(text: str, said: list[str]) -> bool:
     """Whether a line says (nearly) what an earlier one said: a small model cycles through a few lines."""
     folded = text.casefold()
     return any(difflib.SequenceMatcher(None, folded, earlier.casefold()).ratio() > REPEAT_RATIO for earlier in said)
+
+
+def _excerpt(text: str, limit: int) -> str:
+    """Material longer than the model can read, as paragraphs spread evenly over it (its start, middle and end
+    all heard) up to ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    if len(paragraphs) < 2:
+        return text[:limit]
+    average = max(1, len(text) // len(paragraphs))
+    wanted = max(1, limit // average)
+    step = len(paragraphs) / wanted
+    picked: list[str] = []
+    used = 0
+    for n in range(wanted):
+        paragraph = paragraphs[int(n * step)][: limit - used]
+        if not paragraph:
+            break
+        picked.append(paragraph)
+        used += len(paragraph) + 2
+    return "\n\n".join(picked)
 
 
 def _whole_sentences(text: str) -> str:

@@ -242,8 +242,11 @@ class TtsService:
         if wanted is None:
             return [(engine, engine.voices()[0]) for engine in usable if engine.voices()]
         own = [(engine, wanted) for engine in usable if engine.name == wanted.engine]
-        return own + [(engine, closest(engine.voices(), wanted)) for engine in usable
-                      if engine.name != wanted.engine and engine.voices()]  # fmt: skip
+        others = [(engine, closest(engine.voices(), wanted)) for engine in usable
+                  if engine.name != wanted.engine and engine.voices()]  # fmt: skip
+        # Engines with a voice of the language first (flite has English only: a German line goes to espeak-ng).
+        others.sort(key=lambda pair: pair[1].language.split("-")[0].lower() != wanted.language.split("-")[0].lower())
+        return own + others
 
 
 def closest(voices: list[Voice], wanted: Voice) -> Voice:

@@ -1,4 +1,4 @@
-"""In the browser: an answer's "Read aloud" button puts a player under it that holds the spoken answer (espeak-ng,
+"""In the browser: an answer's "Read aloud" button puts a player under it that holds the spoken answer (flite,
 offline). Screenshots: docs/screenshots/chat-read-aloud-{desktop,phone}.png."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Settings → Voice in a real browser (espeak-ng, offline): choose a voice by typing part of its name, set the
-speed with the keyboard, Preview plays it (an <audio> with a data: URI the browser decodes), Save, and a reload
-shows both kept; the section fits a phone. Screenshots: docs/screenshots/voice-settings-{desktop,phone}.png."""
+"""Settings → Voice in a real browser (offline: flite speaks the default voice): choose an espeak-ng voice by typing
+part of its name, set the speed with the keyboard, Preview plays it (an <audio> with a data: URI the browser
+decodes), Save, and a reload shows both kept; the section fits a phone. Screenshots:
+docs/screenshots/voice-settings-{desktop,phone}.png."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ async def test_choose_preview_save_and_keep_a_voice(live_url: str, page: Page) -
     section = page.locator("#voice")
     await section.scroll_into_view_if_needed()
     voice = section.get_by_role("combobox", name="Voice")
-    await expect(voice).to_have_value("Default — espeak-ng · English (US) · female 3")
+    # the first voice of the first offline engine of the order (edge, flite, espeak)
+    await expect(voice).to_have_value("Default — flite · English (US) · Sarah, female")
     await expect(
-        section.get_by_text("Saved: the default voice, espeak-ng · English (US) · female 3, at 1.00× speed")
+        section.get_by_text("Saved: the default voice, flite · English (US) · Sarah, female, at 1.00× speed")
     ).to_be_visible()
 
     await voice.click()

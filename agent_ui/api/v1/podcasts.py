@@ -21,7 +21,8 @@ router = api_router(
     responses={
         401: {"model": ErrorEnvelope},
         403: {"model": ErrorEnvelope},
-        503: documented_error("TTS is disabled (`tts_disabled`) or no engine can speak now (`tts_unavailable`)"),
+        503: documented_error("TTS is disabled (`tts_disabled`), no engine can speak now (`tts_unavailable`), or "
+                              "resources were given and RAG is off (`rag_disabled`)"),
     },
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: documented_error("`not_found`")}
@@ -35,8 +36,8 @@ def podcasts(services: Services) -> PodcastService:
     "/podcast",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        402: documented_error("`insufficient_credits`"),
         404: documented_error("`not_found`: a resource in `rag_resource_ids` is not yours"),
+        409: documented_error("`resource_not_ready`: a resource is still being read, or failed"),
         422: documented_error("`validation_error`; `unknown_voice`; `unknown_model`; `unknown_language`"),
         429: documented_error("`quota_exceeded`: too many jobs waiting"),
     },

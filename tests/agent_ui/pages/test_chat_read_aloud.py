@@ -1,5 +1,5 @@
 """A chat answer read aloud: the speaker button puts a player under the answer with real MP3 audio of its text
-(espeak-ng, offline), heard by pocketsphinx."""
+(flite, offline), heard by pocketsphinx."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ async def test_an_answer_is_read_aloud(ui_env: str, user: User, upstream: Script
     await ask(user, "What should I do?")
     await answered(user, ANSWER)
     assert marked(user, "read-aloud-audio") == []
+    await user.should_see(marker="read-aloud")  # the finished answer's actions may come a moment after its text
     user.find(marker="read-aloud").click()
     await eventually(lambda: len(marked(user, "read-aloud-audio")) == 1)
     (player,) = marked(user, "read-aloud-audio")

@@ -1,11 +1,12 @@
-"""Settings → Voice through the NiceGUI `user` fixture (espeak-ng speaks, offline): the voices labelled by engine,
-language and gender (an unreachable engine's marked), Preview plays the chosen voice at the chosen speed, Save
-stores it and a reload shows it, chat's Read aloud then speaks with it; the default choice clears it; errors are
-notifications; a notice when TTS is off."""
+"""Settings → Voice through the NiceGUI `user` fixture (offline: flite speaks the default voice, espeak-ng the chosen
+one): the voices labelled by engine, language and gender (an unreachable engine's marked), Preview plays the chosen
+voice at the chosen speed, Save stores it and a reload shows it, chat's Read aloud then speaks with it; the default
+choice clears it; errors are notifications; a notice when TTS is off."""
 
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from nicegui import ui
@@ -14,6 +15,7 @@ from nicegui.testing import User
 from agent_ui.components.voice import DEFAULT, PREVIEW_TEXT, voice_label
 from services.tts import TtsService
 from services.tts.schemas import SynthesizeRequest, VoiceList, VoicePreferenceUpdate
+from tests.agent_ui.api.v1.test_tts import path_without
 from tests.agent_ui.pages.test_auth_pages import register_in_ui
 from tests.agent_ui.pages.test_chat_page import SQLITE_ONLY, answered, app_services, ask, eventually, marked, me
 from tests.upstream import ScriptedUpstream, Step, words
@@ -64,7 +66,7 @@ async def listing() -> VoiceList:
 
 
 async def spoken(text: str, voice: str, rate: float) -> bytes:
-    """The MP3 the service makes for ``voice`` at ``rate`` named explicitly (espeak-ng and the encoder are
+    """The MP3 the service makes for ``voice`` at ``rate`` named explicitly (espeak-ng, flite and the encoder are
     deterministic: the same request gives the same bytes)."""
     request = SynthesizeRequest(text=text, voice=voice, rate=rate)
     return (await app_services().get(TtsService).synthesize(await me(EMAIL), request)).data
@@ -114,6 +116,7 @@ async def test_choose_preview_save_and_read_aloud_with_a_voice(
     upstream.push(Step(text=words(ANSWER)))
     await ask(user, "Name some fruit")
     await answered(user, ANSWER)
+    await user.should_see(marker="read-aloud")  # the finished answer's actions may come a moment after its text
     user.find(marker="read-aloud").click()
     await eventually(lambda: len(marked(user, "read-aloud-audio")) == 1)
     read = base64.b64decode(str(only(user, "read-aloud-audio").props["src"]).split(",", 1)[1])
@@ -133,19 +136,20 @@ async def test_the_default_choice_clears_the_voice_and_an_offline_voice_previews
     assert picker(user).value == CHOSEN and rate_slider(user).value == 0.75
 
     options = dict(picker(user).options)
-    choose(user, options["edge:en-GB-SoniaNeural"])
+    choose(user, options["edge:en-GB-RyanNeural"])
     user.find(marker="voice-preview").click()
     audio = await preview_audio(user)
-    await user.should_see("Edge · English (UK) · Sonia, female (offline) cannot speak now: you heard espeak-ng · "
-                          "English (UK) · female 3.")  # fmt: skip
-    assert audio == await spoken(PREVIEW_TEXT, "espeak:en-gb+f3", 0.75)  # the closest voice: language and gender
+    await user.should_see("Edge · English (UK) · Ryan, male (offline) cannot speak now: you heard flite · "
+                          "English (Scotland) · Alan, male.")  # fmt: skip
+    # the first offline engine of the order (flite), with its closest voice: language and gender
+    assert audio == await spoken(PREVIEW_TEXT, "flite:awb", 0.75)
 
     choose(user, options[DEFAULT])
     before = only(user, "voice-preview-audio")
     user.find(marker="voice-preview").click()  # the default voice, not the saved one
     await eventually(lambda: marked(user, "voice-preview-audio") not in ([], [before]))  # a new player
     voices = await listing()
-    assert voices.default_voice is not None
+    assert voices.default_voice == "flite:slt"  # the first voice of the first engine of the order that speaks
     assert await preview_audio(user) == await spoken(PREVIEW_TEXT, voices.default_voice, 0.75)
     user.find(marker="voice-save").click()
     await user.should_see("Voice saved.")
@@ -154,8 +158,10 @@ async def test_the_default_choice_clears_the_voice_and_an_offline_voice_previews
 
 
 @pytest.fixture
-def no_engine(ui_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENT_UI_TTS__ENGINES", '["flite"]')  # flite is not installed here: nothing can speak
+def no_engine(ui_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """flite the only engine, and not installed (not on PATH when the app is built): nothing can speak."""
+    monkeypatch.setenv("AGENT_UI_TTS__ENGINES", '["flite"]')
+    monkeypatch.setenv("PATH", path_without("flite", tmp_path / "bin"))
 
 
 @SQLITE_ONLY

@@ -125,10 +125,10 @@ async def test_every_listed_espeak_voice_speaks() -> None:
         assert clip.duration_s > 0.3, voice.id
 
 
-async def test_synthesis_leaves_no_temp_files() -> None:
-    before = set(Path(tempfile.gettempdir()).glob("agent-ui-tts-*"))
+async def test_synthesis_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a temp dir of its own: other workers synthesise too
     await asyncio.gather(*(ESPEAK.synthesize(s, EN_US) for s in SENTENCES))
-    assert set(Path(tempfile.gettempdir()).glob("agent-ui-tts-*")) <= before
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_bad_requests_are_refused_before_anything_runs() -> None:
@@ -260,3 +260,18 @@ async def test_edge_failure_is_remembered_and_not_retried(silent_proxy: SilentSe
     with pytest.raises(TtsUnavailableError):
         await engine.synthesize("hello again", voice)
     assert silent_proxy.attempts == 2
+
+
+@pytest.mark.parametrize("voice", FliteEngine().voices(), ids=lambda voice: voice.native)
+async def test_flite_speaks_each_voice_heard_exactly_and_rate_and_pitch_take_effect(voice: Voice) -> None:
+    engine = FliteEngine()
+    assert await engine.available() is None, "setup installs flite (scripts/setup)"
+    clip = await engine.synthesize(SENTENCES[3], voice)
+    info = sf.info(io.BytesIO(clip.wav))
+    assert (info.format, info.channels) == ("WAV", 1) and clip.engine == "flite" and clip.duration_s > 1
+    assert heard(clip.wav, SENTENCES) == SENTENCES[3]
+    fast = await engine.synthesize(SENTENCES[3], voice, rate=2.0)
+    assert fast.duration_s < 0.7 * clip.duration_s
+    longer = f"{SENTENCES[0]}, {SENTENCES[1]}"  # enough voiced frames to measure the pitch
+    normal, higher = await engine.synthesize(longer, voice), await engine.synthesize(longer, voice, pitch=7)
+    assert f0_hz(higher) > 1.25 * f0_hz(normal)

@@ -12,6 +12,7 @@ from services.tts import audio
 from services.tts.podcast import (
     LINE_CHARS,
     _chapters,
+    _excerpt,
     _mix,
     _repeats,
     _splice,
@@ -65,3 +66,11 @@ def test_an_edited_line_is_spliced_in_and_the_later_lines_move(tmp_path) -> None
         {0: "One", 1: "Two", 2: "Empty"}, [dict(r, start_s=a, end_s=b) for r, (a, b) in zip(rows, moved, strict=True)]
     )
     assert [(m["title"], m["first_line"]) for m in marks] == [("One", 0), ("Two", 2)]
+
+
+def test_long_material_is_excerpted_evenly_from_start_to_end() -> None:
+    text = "\n\n".join(f"Paragraph {n} " + "word " * 100 for n in range(100))
+    excerpt = _excerpt(text, 6000)
+    numbers = [int(part.split()[1]) for part in excerpt.split("\n\n")]
+    assert len(excerpt) <= 6000 and numbers[0] == 0 and numbers[-1] >= 80 and numbers == sorted(numbers)
+    assert _excerpt("short", 6000) == "short"

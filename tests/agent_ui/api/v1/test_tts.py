@@ -1,10 +1,13 @@
-"""Text to speech over the API with no network: espeak-ng speaks (real audio, heard by pocketsphinx), edge-tts is
-reported unavailable with its reason and an edge voice falls back to an offline one, characters are charged, and
-bad input gets a clear error."""
+"""Text to speech over the API with no network: flite, the first offline engine of the configured order (setup
+installs it), speaks real audio heard by pocketsphinx; edge-tts is reported unavailable with its reason and an edge
+voice falls back to the closest offline one of its language (espeak-ng's for a language flite lacks); characters
+are charged, and bad input gets a clear error."""
 
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,31 +38,53 @@ def overrides(**changes: Any) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("tts_overrides", [changes], ids=["-".join(changes)])
 
 
+def path_without(program: str, bin_dir: Path) -> str:
+    """A PATH of links to every program on this one but ``program``: this machine as if it were not installed."""
+    bin_dir.mkdir()
+    for directory in map(Path, os.environ["PATH"].split(os.pathsep)):
+        for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
+            link = bin_dir / entry.name
+            if entry.name != program and not link.is_symlink() and entry.is_file() and os.access(entry, os.X_OK):
+                link.symlink_to(entry)
+    return str(bin_dir)
+
+
+@pytest.fixture
+def flite_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No flite on PATH when the app finds its programs (request it before the app)."""
+    monkeypatch.setenv("PATH", path_without("flite", tmp_path / "bin"))
+
+
 async def balance(client: httpx.AsyncClient, headers: dict[str, str]) -> float:
     return float((await client.get("/api/v1/agent/credits/balance", headers=headers)).json()["available"])
 
 
-async def test_voices_say_which_engines_speak_now(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+async def test_voices_say_which_engines_speak_now(client: httpx.AsyncClient, make_account) -> None:
     user = await make_account()
     listed = await client.get(f"{TTS}/voices", headers=user.headers)
     assert listed.status_code == 200, listed.text
     body = listed.json()
     engines = {engine["name"]: engine for engine in body["engines"]}
+    assert list(engines) == TtsSettings().engines == ["edge", "flite", "espeak"]  # in the configured order
+    assert engines["flite"]["available"] is True and engines["flite"]["voices"] == 4
     assert engines["espeak"]["available"] is True and engines["espeak"]["voices"] > 2
     assert engines["edge"]["available"] is False and engines["edge"]["online"] is True and engines["edge"]["reason"]
-    assert body["default_voice"].startswith("espeak:")
-    genders = {voice["gender"] for voice in body["voices"] if voice["engine"] == "espeak"}
-    assert {"female", "male"} <= genders
+    # The default voice is the first voice of the first engine of the order that speaks: flite's slt.
+    assert body["default_voice"] == "flite:slt"
+    assert body["default_voice"] == next(voice["id"] for voice in body["voices"] if voice["available"])
+    for engine in ("flite", "espeak"):
+        genders = {voice["gender"] for voice in body["voices"] if voice["engine"] == engine}
+        assert {"female", "male"} <= genders, engine
     assert any(voice["engine"] == "edge" and voice["available"] is False for voice in body["voices"])
 
 
-async def test_speech_is_real_audio_that_says_the_text_and_is_charged(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+async def test_speech_is_real_audio_that_says_the_text_and_is_charged(client: httpx.AsyncClient, make_account) -> None:
     user = await make_account()
     before = await balance(client, user.headers)
     spoken = await client.post(f"{TTS}/synthesize", json={"text": SENTENCES[1], "format": "wav"}, headers=user.headers)
     assert spoken.status_code == 200, spoken.text
     assert spoken.headers["content-type"] == "audio/wav" and spoken.content[:4] == b"RIFF"
-    assert spoken.headers["x-tts-engine"] == "espeak"
+    assert spoken.headers["x-tts-engine"] == "flite" and spoken.headers["x-tts-voice"] == "flite:slt"  # the default
     info = soundfile.info(io.BytesIO(spoken.content))
     assert info.channels == 1 and 0.5 < info.duration < 5, info
     assert abs(float(spoken.headers["x-tts-duration"]) - info.duration) < 0.05
@@ -80,19 +105,37 @@ async def test_speech_is_real_audio_that_says_the_text_and_is_charged(client: ht
 
 async def test_an_online_voice_falls_back_to_an_offline_one_of_its_language(
     client: httpx.AsyncClient, make_account
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     user = await make_account()
     voices = (await client.get(f"{TTS}/voices", headers=user.headers)).json()["voices"]
     edge = next(voice for voice in voices if voice["engine"] == "edge" and voice["language"].startswith("en"))
     spoken = await client.post(f"{TTS}/synthesize", json={"text": SENTENCES[0], "voice": edge["id"], "format": "wav"},
                                headers=user.headers)  # fmt: skip
     assert spoken.status_code == 200, spoken.text
-    assert spoken.headers["x-tts-engine"] == "espeak" and spoken.headers["x-tts-voice"].startswith("espeak:")
+    assert edge["id"] == "edge:en-US-AriaNeural" and edge["gender"] == "female"
+    # flite, the first offline engine of the order, with its voice of the same language and gender
+    assert spoken.headers["x-tts-engine"] == "flite" and spoken.headers["x-tts-voice"] == "flite:slt"
     assert heard(spoken.content, SENTENCES) == SENTENCES[0]
 
 
+async def test_an_online_voice_of_a_language_flite_lacks_falls_back_to_espeak(
+    client: httpx.AsyncClient, make_account
+) -> None:
+    """flite speaks English only: a German edge voice is spoken by espeak-ng's German voice of its gender, not by
+    an English voice reading German."""
+    user = await make_account()
+    german = {"text": "Guten Morgen, wie geht es dir heute?", "format": "wav"}
+    spoken = await client.post(f"{TTS}/synthesize", json={**german, "voice": "edge:de-DE-KatjaNeural"},
+                               headers=user.headers)  # fmt: skip
+    assert spoken.status_code == 200, spoken.text
+    assert spoken.headers["x-tts-engine"] == "espeak" and spoken.headers["x-tts-voice"] == "espeak:de+f3"
+    named = await client.post(f"{TTS}/synthesize", json={**german, "voice": "espeak:de+f3"}, headers=user.headers)
+    assert named.status_code == 200 and spoken.content == named.content  # the same voice said the same words
+    assert soundfile.info(io.BytesIO(spoken.content)).duration > 1
+
+
 @overrides(max_chars=100)
-async def test_bad_input_gets_a_clear_error(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_input_gets_a_clear_error(client: httpx.AsyncClient, make_account) -> None:
     user = await make_account()
     for body, status, code in (({"text": "hi", "voice": "espeak:klingon"}, 422, "unknown_voice"),
                                ({"text": ""}, 422, "validation_error"), ({"text": "   "}, 422, "empty_text"),
@@ -107,11 +150,13 @@ async def test_bad_input_gets_a_clear_error(client: httpx.AsyncClient, make_acco
 
 
 @overrides(engines=["flite"])
-async def test_no_engine_that_can_speak_is_a_503_naming_the_package(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+async def test_no_engine_that_can_speak_is_a_503_naming_the_package(
+    flite_not_installed: None, client: httpx.AsyncClient, make_account
+) -> None:
     user = await make_account()
     answer = await client.post(f"{TTS}/synthesize", json={"text": "hello"}, headers=user.headers)
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "tts_unavailable", answer.text
-    assert "flite" in answer.json()["error"]["message"]
+    assert "flite is not installed (apt-get install flite)" in answer.json()["error"]["message"]
     assert (await client.get(f"{TTS}/voices", headers=user.headers)).json()["default_voice"] is None
 
 
@@ -125,13 +170,15 @@ def edge_behind_a_silent_proxy(silent_proxy: SilentServer, tts_overrides: dict[s
 
 async def test_an_engine_that_fails_after_saying_it_could_hands_over_to_the_next(
     edge_behind_a_silent_proxy: SilentServer, client: httpx.AsyncClient, make_account
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     user = await make_account()
     voices = (await client.get(f"{TTS}/voices", headers=user.headers)).json()
     assert next(e for e in voices["engines"] if e["name"] == "edge")["available"] is True  # it connects
     spoken = await client.post(f"{TTS}/synthesize", json={"text": SENTENCES[2], "format": "wav"}, headers=user.headers)
     assert spoken.status_code == 200, spoken.text
-    assert spoken.headers["x-tts-engine"] == "espeak" and edge_behind_a_silent_proxy.attempts >= 1
+    assert edge_behind_a_silent_proxy.attempts >= 1
+    # the next engine of the order, flite, with its voice closest to edge's first (en-US, female)
+    assert spoken.headers["x-tts-engine"] == "flite" and spoken.headers["x-tts-voice"] == "flite:slt"
     assert heard(spoken.content, SENTENCES) == SENTENCES[2]
     again = (await client.get(f"{TTS}/voices", headers=user.headers)).json()
     assert next(e for e in again["engines"] if e["name"] == "edge")["available"] is False  # the failure is kept

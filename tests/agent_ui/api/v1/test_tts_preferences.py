@@ -1,6 +1,7 @@
-"""Each user's voice over the API (no network: espeak-ng speaks): unset it is null and the default voice speaks;
-a chosen voice and rate are what `POST /tts/synthesize` without `voice` uses (the same audio as asking for them);
-a voice no engine has is refused; one user never sees nor changes another's; auth and scope are required."""
+"""Each user's voice over the API (no network: flite speaks the default voice, espeak-ng the chosen one): unset it
+is null and the default voice speaks; a chosen voice and rate are what `POST /tts/synthesize` without `voice` uses
+(the same audio as asking for them); a voice no engine has is refused; one user never sees nor changes another's;
+auth and scope are required."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from services.tts.models import VoicePreference
 
 TTS = "/api/v1/agent/tts"
 TEXT = "open the window please"
-PREFERRED = "espeak:en-gb+f2"  # not the default voice (en-us+f3 comes first)
+PREFERRED = "espeak:en-gb+f2"  # not the default voice (flite:slt: flite comes before espeak in the order)
 
 
 @pytest.fixture
@@ -47,12 +48,12 @@ async def test_unset_the_default_voice_speaks_and_a_chosen_voice_and_rate_are_us
 ) -> None:
     user = await make_account()
     default_voice = (await client.get(f"{TTS}/voices", headers=user.headers)).json()["default_voice"]
-    assert default_voice.startswith("espeak:") and default_voice != PREFERRED
+    assert default_voice == "flite:slt" != PREFERRED  # the first voice of the first offline engine of the order
     unset = await client.get(f"{TTS}/preferences", headers=user.headers)
     assert unset.status_code == 200, unset.text
     assert unset.json() == {"voice": None, "rate": 1.0, "effective_voice": default_voice}
     plain = await speak(client, user.headers)
-    assert plain.headers["x-tts-voice"] == default_voice
+    assert plain.headers["x-tts-voice"] == default_voice and plain.headers["x-tts-engine"] == "flite"
 
     chosen = await client.put(f"{TTS}/preferences", json={"voice": PREFERRED, "rate": 1.5}, headers=user.headers)
     assert chosen.status_code == 200, chosen.text
