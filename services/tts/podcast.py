@@ -53,6 +53,7 @@ SOURCE_CHARS = 6_000  # of passages given to the model per chapter (the local mo
 # A small model at temperature 0 repeats its lines word for word without it; 1.2 gave five distinct lines where
 # 0.6 and 0.9 still repeated (qwen2.5-coder-0.5b, measured with a chapter prompt).
 FREQUENCY_PENALTY = 1.2
+LINES_AT_ONCE = 2  # lines spoken side by side: the offline engines are programs, one per core
 REPEAT_RATIO = 0.8  # lines this alike are one line said twice
 LINE_CHARS = 200  # a line is a sentence or two: longer ones let a small model ramble
 SHAPES: dict[str, tuple[int, int]] = {"short": (2, 5), "medium": (3, 6), "long": (4, 7)}  # chapters, lines each
@@ -259,22 +260,40 @@ class PodcastService:
 
     async def _speak_all(self, script: list[ScriptEntry], voices: dict[str, Voice],
                          passages: list[SourcePassage], job: JobContext) -> list[Spoken]:  # fmt: skip
-        """Every line, in order, paid at once for the whole script (released if any line fails)."""
+        """Every line, ``LINES_AT_ONCE`` at a time (the offline engines are programs: one per core), paid at once
+        for the whole script; the first line that fails cancels the others and releases the hold."""
         chars = sum(len(text) for _, _, text, _ in script)
         hold = await self._credits.hold(job.user_id, at_most=self._tts.price_micro(chars), cause_type="run",
                                         cause_id=job.job_id)  # fmt: skip
-        spoken: list[Spoken] = []
+        spoken: list[Spoken | None] = [None] * len(script)
+        turns = asyncio.Semaphore(LINES_AT_ONCE)
+        failures: dict[int, Exception] = {}
+
+        async def speak(index: int, entry: ScriptEntry) -> None:
+            chapter, speaker, text, cited = entry
+            async with turns:
+                job.progress("voices", sum(s is not None for s in spoken), len(script),
+                             f"line {index + 1} of {len(script)}: {speaker}")  # fmt: skip
+                try:
+                    spoken[index] = await self._speak_line(index, chapter, speaker, text, voices[speaker],
+                                                           [passages[n - 1].citation(n) for n in cited])  # fmt: skip
+                except Exception as exc:
+                    failures[index] = exc
+                    raise
+
         try:
-            for index, (chapter, speaker, text, cited) in enumerate(script):
-                job.progress("voices", index, len(script), f"line {index + 1} of {len(script)}: {speaker}")
-                spoken.append(await self._speak_line(index, chapter, speaker, text, voices[speaker],
-                                                     [passages[n - 1].citation(n) for n in cited]))  # fmt: skip
+            async with asyncio.TaskGroup() as group:
+                for index, entry in enumerate(script):
+                    group.create_task(speak(index, entry))
             job.progress("voices", len(script), len(script), "every line spoken")
+        except BaseExceptionGroup as failed:  # the earliest line that failed, as itself
+            await self._credits.release(hold)
+            raise (failures[min(failures)] if failures else failed.exceptions[0]) from None
         except BaseException:
             await self._credits.release(hold)
             raise
         await self._credits.settle(hold, self._tts.price_micro(chars))
-        return spoken
+        return [line for line in spoken if line is not None]
 
     async def _speak_line(self, index: int, chapter: int, speaker: str, text: str, voice: Voice,
                           citations: list[dict[str, Any]]) -> Spoken:  # fmt: skip
