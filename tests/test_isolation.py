@@ -218,6 +218,7 @@ NOT_LISTS = {
     f"{AGENT}/credits/balance",
     f"{AGENT}/credits/spend",
     f"{AGENT}/tts/voices",
+    f"{AGENT}/tts/sample",  # every user hears the same voices
 }
 ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "terminal", "resource", "chunk",
              "rag_job", "rag_artifact", "mcp_server", "mcp_setting", "tts_rate", "podcast",

@@ -20,6 +20,7 @@ class VoiceRead(BaseModel):
     gender: Literal["female", "male", "neutral"]
     name: str
     available: bool = Field(description="its engine can speak now")
+    sample: str = Field(description="where to hear it: a short MP3 of this voice introducing itself")
 
 
 class EngineRead(BaseModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from services.auth.authz import require_scope
 from services.auth.schemas import Principal
@@ -29,6 +30,8 @@ from services.tts.schemas import (
     VoicePreferenceUpdate,
     VoiceRead,
 )
+
+SAMPLE_TEXT = "Hello, this is how I sound. {name}."
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class TtsService:
         clock: Clock = utcnow,
     ) -> None:
         self._engines = engines
+        self._samples: dict[str, Speech] = {}  # one per voice at most: the engines' voices are a fixed list
         self._db = db
         self._clock = clock
         self._credits = credits
@@ -84,6 +88,7 @@ class TtsService:
                     gender=v.gender,
                     name=v.name,
                     available=reasons[v.engine] is None,
+                    sample=f"/api/v1/agent/tts/sample?{urlencode({'voice': v.id})}",
                 )
                 for v in voices
             ],
@@ -92,6 +97,22 @@ class TtsService:
     async def describe(self) -> str:
         usable = [engine.name for engine in self._engines if await engine.available() is None]
         return "engines: " + (", ".join(usable) if usable else "none available")
+
+    async def sample(self, principal: Principal, voice_id: str) -> Speech:
+        """A few seconds of one voice introducing itself, in its own engine only (no stand-in: the point is to hear
+        this voice); made once per voice and process, and free (the text is ours)."""
+        require_scope(principal, Scope.TTS)
+        voice = self._voice(voice_id)
+        cached = self._samples.get(voice.id)
+        if cached is None:
+            engine = next(engine for engine in self._engines if engine.name == voice.engine)
+            if (reason := await engine.available()) is not None:
+                raise TtsUnavailableError(f"{voice.engine} cannot speak now: {reason}", code="tts_unavailable")
+            spoken = await engine.synthesize(SAMPLE_TEXT.format(name=voice.name.split(" — ")[0]), voice)
+            cached = Speech(data=await to_mp3_async(spoken.wav), media_type="audio/mpeg", voice=voice.id,
+                            engine=spoken.engine, duration_s=spoken.duration_s)  # fmt: skip
+            self._samples[voice.id] = cached
+        return cached
 
     async def synthesize(self, principal: Principal, request: SynthesizeRequest) -> Speech:
         """Speak ``request.text``; an explicit voice whose engine cannot speak now falls back to the default voice

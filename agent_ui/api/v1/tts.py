@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Query, Response
 
 from agent_ui.deps import CurrentPrincipal, RequireScope, ServicesDep, api_router
 from agent_ui.errors import ErrorEnvelope, documented_error
@@ -49,6 +49,26 @@ async def put_preferences(
 ) -> VoicePreferenceRead:
     """Replace your voice and rate; `voice: null` (or left out) goes back to the default voice."""
     return await tts(services).set_preferences(principal, update)
+
+
+@router.get(
+    "/sample",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/mpeg": {}}, "description": "a few seconds of the voice introducing itself (free)"},
+        422: documented_error("`validation_error`; `unknown_voice`"),
+    },
+)
+async def voice_sample(
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    voice: str = Query(min_length=1, max_length=128, description="a voice id from /tts/voices"),
+) -> Response:
+    """Hear a voice before choosing it: its own engine speaks (503 when that engine cannot speak now)."""
+    speech = await tts(services).sample(principal, voice)
+    return Response(speech.data, media_type=speech.media_type,
+                    headers={"X-TTS-Voice": speech.voice, "X-TTS-Engine": speech.engine,
+                             "Cache-Control": "private, max-age=3600"})  # fmt: skip
 
 
 @router.post(

@@ -182,3 +182,21 @@ async def test_an_engine_that_fails_after_saying_it_could_hands_over_to_the_next
     assert heard(spoken.content, SENTENCES) == SENTENCES[2]
     again = (await client.get(f"{TTS}/voices", headers=user.headers)).json()
     assert next(e for e in again["engines"] if e["name"] == "edge")["available"] is False  # the failure is kept
+
+
+async def test_each_voice_has_a_free_sample_in_its_own_engine(client: httpx.AsyncClient, make_account) -> None:  # type: ignore[no-untyped-def]
+    user = await make_account()
+    voices = (await client.get(f"{TTS}/voices", headers=user.headers)).json()["voices"]
+    by_id = {voice["id"]: voice for voice in voices}
+    before = await balance(client, user.headers)
+    for voice_id in ("flite:rms", "espeak:en-us+f3"):
+        sample = await client.get(by_id[voice_id]["sample"], headers=user.headers)
+        assert sample.status_code == 200 and sample.headers["content-type"] == "audio/mpeg", sample.text
+        assert sample.headers["x-tts-voice"] == voice_id and sample.headers["x-tts-engine"] == voice_id.split(":")[0]
+        assert heard(sample.content, ["hello this is how i sound", "the cat sat on the mat"]) == (
+            "hello this is how i sound")  # fmt: skip
+    assert await balance(client, user.headers) == before  # samples are free
+    offline = await client.get(by_id["edge:en-US-AriaNeural"]["sample"], headers=user.headers)
+    assert offline.status_code == 503 and offline.json()["error"]["code"] == "tts_unavailable"  # no stand-in
+    unknown = await client.get(f"{TTS}/sample", params={"voice": "espeak:nope"}, headers=user.headers)
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_voice"
