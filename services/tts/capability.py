@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from services.capabilities import Capability, CapabilityInfo, Core, DependencyHealth
@@ -9,6 +10,8 @@ from services.jobs import JobKind
 from services.tts.engines import EdgeTtsEngine, EspeakEngine, FliteEngine, TtsEngine
 from services.tts.podcast import PodcastService
 from services.tts.service import TtsService
+
+log = logging.getLogger(__name__)
 
 
 def make_engines(core: Core) -> list[TtsEngine]:
@@ -49,7 +52,11 @@ class TtsCapability(Capability):
 
     async def start(self) -> None:
         if self.service is not None:
-            self._described = await self.service.describe()
+            try:
+                self._described = await self.service.describe()
+            except Exception:  # speech is not worth refusing to start over: health says what is wrong
+                log.exception("checking the TTS engines failed")
+                self._described = "engines: not checked (see the log)"
 
     def info(self) -> CapabilityInfo:
         if self.service is None:

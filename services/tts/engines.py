@@ -119,14 +119,21 @@ async def _run_program(argv: Sequence[str], stdin: bytes, timeout_s: float, what
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.PIPE,
+            # No input: no pipe, so nothing is written to a program that may already have exited.
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
     except OSError as exc:
         raise TtsUnavailableError(f"{what} could not start: {exc}", details={"engine": engine}) from exc
     try:
-        _, stderr = await asyncio.wait_for(process.communicate(stdin), timeout_s)
+        try:
+            _, stderr = await asyncio.wait_for(process.communicate(stdin or None), timeout_s)
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            # It exited before reading all its input (uvloop says so with a RuntimeError about a closed
+            # transport): its exit status says how it went.
+            await asyncio.wait_for(process.wait(), timeout_s)
+            stderr = b"(it stopped reading its input)"
     except TimeoutError as exc:
         raise TtsUnavailableError(f"{what} took longer than {timeout_s:g} s.", details={"engine": engine}) from exc
     finally:
@@ -170,6 +177,8 @@ class _LocalProgramEngine:
             await self._run([*self.probe_args], b"", 10.0)
         except TtsUnavailableError as exc:
             return exc.message
+        except Exception as exc:  # a check never takes the app down: it says why the engine cannot be used
+            return f"{self.program} could not be checked: {exc}"
         return None
 
     async def _run(self, args: list[str], stdin: bytes, timeout_s: float) -> None:

@@ -275,3 +275,21 @@ async def test_flite_speaks_each_voice_heard_exactly_and_rate_and_pitch_take_eff
     longer = f"{SENTENCES[0]}, {SENTENCES[1]}"  # enough voiced frames to measure the pitch
     normal, higher = await engine.synthesize(longer, voice), await engine.synthesize(longer, voice, pitch=7)
     assert f0_hz(higher) > 1.25 * f0_hz(normal)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_program_that_exits_without_reading_its_input_is_judged_by_its_exit_status(loop: str) -> None:
+    """What once stopped the app from starting: flite's probe fed an empty stdin to a program that had already
+    exited, and uvloop (the server's loop) raised about the closed pipe."""
+    import uvloop
+
+    from services.tts.engines import _run_program
+
+    async def run() -> None:
+        for stdin in (b"", b"x" * (1 << 20)):
+            await _run_program(["true"], stdin, 10.0, "true", "test")  # exit 0: fine, read or not
+            with pytest.raises(TtsUnavailableError, match="exit 1"):
+                await _run_program(["false"], stdin, 10.0, "false", "test")
+        assert await FliteEngine().available() is None
+
+    (uvloop.run if loop == "uvloop" else asyncio.run)(run())
