@@ -210,6 +210,7 @@ LISTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     # One's voice preference: voice ids are every user's (GET /tts/voices lists them all), so each user's own
     # rate, a number no one else has, is what shows whose preference an answer holds.
     f"{AGENT}/tts/preferences": (("tts_rate",), {}),
+    f"{AGENT}/tts/sample": ((), {"voice": "espeak:en-us"}),  # every user hears the same voices
 }
 NOT_LISTS = {
     "/api/v1/auth/me",
@@ -218,7 +219,6 @@ NOT_LISTS = {
     f"{AGENT}/credits/balance",
     f"{AGENT}/credits/spend",
     f"{AGENT}/tts/voices",
-    f"{AGENT}/tts/sample",  # every user hears the same voices
 }
 ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "terminal", "resource", "chunk",
              "rag_job", "rag_artifact", "mcp_server", "mcp_setting", "tts_rate", "podcast",
