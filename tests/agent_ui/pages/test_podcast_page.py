@@ -181,7 +181,9 @@ async def test_a_failed_podcast_says_why_and_a_cancelled_one_says_so(
 
     upstream.push(*[Step(text=["not json"]) for _ in range(3)])  # the model never writes the outline
     user.find(marker="podcast-generate").click()
-    await user.should_see(marker="podcast-error", retries=300)
+    # Up to a minute, like the other jobs on this page: once, under a loaded CI run, this job waited more than
+    # 30 s before it started (its progress still "queued"); the cause is not found yet (see the issue note).
+    await user.should_see(marker="podcast-error", retries=600)
     assert texts(user, "podcast-error")[0].startswith("The podcast could not be made: ")
 
     upstream.push(Step(text=["{}"], stall_s=5.0))  # still thinking about the outline when cancelled
