@@ -107,30 +107,37 @@ def resample(wav: bytes, sample_rate: int) -> bytes:
     return encode_wav(resample_samples(samples, rate, sample_rate), sample_rate)
 
 
+def join_with_gaps(
+    parts: Sequence[Samples], gaps_s: Sequence[float], sample_rate: int
+) -> tuple[bytes, list[tuple[float, float]]]:
+    """Join sample arrays already at ``sample_rate`` with ``gaps_s[i]`` seconds of silence before part ``i + 1``.
+
+    Returns the WAV and each part's (start_s, end_s) in it, so a transcript or chapter marks can point into it.
+    """
+    if any(gap < 0 for gap in gaps_s):
+        raise ValueError("pauses must not be negative")
+    joined: list[Samples] = []
+    spans: list[tuple[float, float]] = []
+    position = 0
+    for index, samples in enumerate(parts):
+        if index:
+            gap = np.zeros(round(gaps_s[index - 1] * sample_rate), dtype=np.float32)
+            joined.append(gap)
+            position += len(gap)
+        joined.append(samples)
+        spans.append((position / sample_rate, (position + len(samples)) / sample_rate))
+        position += len(samples)
+    return encode_wav(np.concatenate(joined) if joined else np.zeros(0, dtype=np.float32), sample_rate), spans
+
+
 def concat_with_pauses(
     clips: Sequence[Synthesized], pause_s: float, sample_rate: int
 ) -> tuple[bytes, list[tuple[float, float]]]:
-    """Join clips at one rate with ``pause_s`` of silence between them (none before the first or after the last).
-
-    Returns the WAV and each clip's (start_s, end_s) in it, so a transcript or chapter marks can point into it.
-    """
+    """Join clips at one rate with ``pause_s`` of silence between them (none before the first or after the last)."""
     if pause_s < 0:
         raise ValueError("pause_s must not be negative")
-    gap = np.zeros(round(pause_s * sample_rate), dtype=np.float32)
-    parts: list[Samples] = []
-    spans: list[tuple[float, float]] = []
-    position = 0
-    for index, clip in enumerate(clips):
-        if index:
-            parts.append(gap)
-            position += len(gap)
-        samples, rate = decode(clip.wav)
-        samples = resample_samples(samples, rate, sample_rate)
-        parts.append(samples)
-        spans.append((position / sample_rate, (position + len(samples)) / sample_rate))
-        position += len(samples)
-    joined = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-    return encode_wav(joined, sample_rate), spans
+    parts = [resample_samples(*decode(clip.wav), sample_rate) for clip in clips]
+    return join_with_gaps(parts, [pause_s] * max(0, len(parts) - 1), sample_rate)
 
 
 def dbfs(level: float) -> float:

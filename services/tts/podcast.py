@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import difflib
 import io
+import itertools
 import re
 import time
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ from services.errors import ConflictError, DomainError, NotFoundError, Validatio
 from services.jobs import JobContext, JobKind, JobRead, JobService
 from services.llm import ModelRegistry
 from services.sources import SourcePassage, Sources
-from services.tts.audio import decode, encode_wav, normalise, resample_samples, to_mp3
+from services.tts.audio import decode, encode_wav, join_with_gaps, normalise, resample_samples, to_mp3
 from services.tts.engines import Synthesized, TtsUnavailableError, Voice
 from services.tts.models import Podcast
 from services.tts.schemas import Chapter, Citation, LineEdit, PodcastLine, PodcastRead, PodcastRequest, SpeakerRead
@@ -527,26 +528,12 @@ def _prepared(clip: Synthesized) -> np.ndarray[Any, np.dtype[np.float32]]:
     return resample_samples(samples, rate, SAMPLE_RATE).astype(np.float32)
 
 
-def _pause(previous_chapter: int, chapter: int) -> np.ndarray[Any, np.dtype[np.float32]]:
-    seconds = CHAPTER_PAUSE_S if chapter != previous_chapter else TURN_PAUSE_S
-    return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
-
-
 def _mix(
     lines: list[np.ndarray[Any, np.dtype[np.float32]]], chapters: list[int]
 ) -> tuple[bytes, list[tuple[float, float]]]:
-    parts: list[np.ndarray[Any, np.dtype[np.float32]]] = []
-    spans: list[tuple[float, float]] = []
-    position = 0
-    for index, samples in enumerate(lines):
-        if index:
-            gap = _pause(chapters[index - 1], chapters[index])
-            parts.append(gap)
-            position += len(gap)
-        parts.append(samples)
-        spans.append((position / SAMPLE_RATE, (position + len(samples)) / SAMPLE_RATE))
-        position += len(samples)
-    return encode_wav(np.concatenate(parts), SAMPLE_RATE), spans
+    """The lines joined: a turn's pause between lines of a chapter, a longer one where a chapter begins."""
+    gaps = [CHAPTER_PAUSE_S if before != after else TURN_PAUSE_S for before, after in itertools.pairwise(chapters)]
+    return join_with_gaps(lines, gaps, SAMPLE_RATE)
 
 
 def _splice(master_path: Any, lines: list[dict[str, Any]], index: int,

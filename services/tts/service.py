@@ -185,7 +185,7 @@ class TtsService:
             raise TtsUnavailableError(f"{lead} ({why or 'not configured'})", code="tts_unavailable")
 
         def speaks(voice: Voice) -> bool:
-            return language is None or voice.language.split("-")[0].lower() == language.split("-")[0].lower()
+            return language is None or same_language(voice.language, language)
 
         voices = next(([v for v in e.voices() if speaks(v)] for e in usable if any(map(speaks, e.voices()))), [])
         if not voices:
@@ -266,14 +266,19 @@ class TtsService:
         others = [(engine, closest(engine.voices(), wanted)) for engine in usable
                   if engine.name != wanted.engine and engine.voices()]  # fmt: skip
         # Engines with a voice of the language first (flite has English only: a German line goes to espeak-ng).
-        others.sort(key=lambda pair: pair[1].language.split("-")[0].lower() != wanted.language.split("-")[0].lower())
+        others.sort(key=lambda pair: not same_language(pair[1].language, wanted.language))
         return own + others
+
+
+def same_language(one: str, other: str) -> bool:
+    """``en-US`` and ``en-gb`` are one language (the engines spell their tags differently)."""
+    return one.split("-")[0].lower() == other.split("-")[0].lower()
 
 
 def closest(voices: list[Voice], wanted: Voice) -> Voice:
     for match in (
         lambda v: v.language == wanted.language and v.gender == wanted.gender,
-        lambda v: v.language.split("-")[0] == wanted.language.split("-")[0],
+        lambda v: same_language(v.language, wanted.language),
     ):
         found = [voice for voice in voices if match(voice)]
         if found:
