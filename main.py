@@ -20,6 +20,7 @@ from agent_ui.api.v1 import include_api
 from agent_ui.api_docs import add_api_docs
 from agent_ui.capabilities import WebCapability
 from agent_ui.capabilities import chat as chat_capability
+from agent_ui.capabilities import generation as generation_capability
 from agent_ui.capabilities import mcp as mcp_capability
 from agent_ui.capabilities import rag as rag_capability
 from agent_ui.capabilities import sandboxes as sandbox_capability
@@ -42,6 +43,7 @@ CAPABILITIES: tuple[WebCapability, ...] = (
     rag_capability.CAPABILITY,
     mcp_capability.CAPABILITY,
     tts_capability.CAPABILITY,
+    generation_capability.CAPABILITY,
 )
 
 

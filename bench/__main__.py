@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import chat_eval, chat_stream, foundation, mcp, rag, sandbox, tts
+from bench import chat_eval, chat_stream, foundation, mcp, rag, sandbox, slides, tts
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv[1:]
@@ -14,3 +14,4 @@ if __name__ == "__main__":
     rag.main()
     mcp.main()
     tts.main()
+    slides.main()

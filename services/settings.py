@@ -229,6 +229,15 @@ class TtsSettings(BaseModel):
     edge_proxy: str | None = None  # an HTTP proxy for edge-tts (else the environment's, if any)
 
 
+class GenerationSettings(BaseModel):
+    """Decks and prose: whether they are offered, and how thumbnails are drawn."""
+
+    enabled: bool = True
+    thumbnail_width: int = Field(default=640, ge=160, le=1920)  # pixels of a slide's PNG
+    thumbnail_timeout_s: float = Field(default=120.0, gt=0, le=1800)  # of one LibreOffice conversion
+    max_template_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)  # an uploaded .pptx template
+
+
 class InstanceSettings(BaseModel):
     """Each process holds a lease in the database; work of a process whose lease ran out is recovered by others."""
 
@@ -280,6 +289,7 @@ class Settings(BaseSettings):
     rag: RagSettings = RagSettings()
     mcp: McpSettings = McpSettings()
     tts: TtsSettings = TtsSettings()
+    generation: GenerationSettings = GenerationSettings()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL as given, or the SQLite file in the data dir."""

@@ -25,6 +25,8 @@ FIGURES = {
     "bench.sandbox": ["local cold", "local warm", "docker warm", "docker cold", "local alone", "raw",
                       "create → exec → destroy", "exec round trip", "concurrent sandboxes", "local terminal",
                       "docker terminal", "keystroke echo"],
+    "bench.slides": ["render a 30-slide deck", "thumbnails per slide", "one slide's thumbnail", "6-slide deck job",
+                     "edit a slide's title", "6-slide deck with the local model"],
     "bench.tts": ["engine real-time factor", "API real-time factor", "ratio API / engine",
                   "mp3 encoding alone", "grammar accuracy", "free-decoding word accuracy", "default by measure",
                   "configured order", "podcast audio stage", "mix + normalise + mp3 + flac",

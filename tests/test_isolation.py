@@ -36,9 +36,10 @@ from services.jobs import JobContext, JobKind, JobRead
 from services.sandbox import SandboxService
 from services.settings import McpSettings, Settings
 from tests.agent_ui.api.v1.test_podcasts import script_steps
+from tests.agent_ui.api.v1.test_slides import deck_steps, template_pptx
 from tests.conftest import TEST_SECRET, Account, nicegui_reset_globals, started
 from tests.sse import parse
-from tests.upstream import ScriptedUpstream
+from tests.upstream import ScriptedUpstream, Step
 
 AGENT = "/api/v1/agent"
 RAG = f"{AGENT}/rag"
@@ -148,15 +149,38 @@ MATRIX: dict[tuple[str, str], Call] = {
                                                     json={"name": "renamed by bob", "is_active": False}),
     ("DELETE", f"{AGENT}/api-keys/{{key_id}}"): Call(("api_key",), owner=204),
     ("GET", f"{AGENT}/credits/usage/{{session_id}}"): Call(("session",), owner=200),
-    ("GET", f"{AGENT}/runs/{{run_id}}"): Call(("run", "job", "rag_job"), owner=200),
-    ("GET", f"{AGENT}/runs/{{run_id}}/events"): Call(("run", "job", "rag_job"), owner=200),
-    ("POST", f"{AGENT}/runs/{{run_id}}/stop"): Call(("run", "job", "rag_job"), owner=409),  # ended: 409 to the owner
+    ("GET", f"{AGENT}/runs/{{run_id}}"): Call(("run", "job", "rag_job", "prose"), owner=200),
+    ("GET", f"{AGENT}/runs/{{run_id}}/events"): Call(("run", "job", "rag_job", "prose"), owner=200),
+    # ended: 409 to the owner
+    ("POST", f"{AGENT}/runs/{{run_id}}/stop"): Call(("run", "job", "rag_job", "prose"), owner=409),
     ("GET", f"{AGENT}/generation/jobs/{{job_id}}"): Call(("job",), owner=200),
     ("DELETE", f"{AGENT}/generation/jobs/{{job_id}}"): Call(("job",), owner=204),
     ("GET", f"{AGENT}/generation/jobs/{{job_id}}/events"): Call(("job",), owner=200),
     ("POST", f"{AGENT}/generation/jobs/{{job_id}}/cancel"): Call(("job",), owner=409),
-    ("GET", f"{AGENT}/artifacts/{{artifact_id}}"): Call(("artifact", "rag_artifact", "podcast_audio"), owner=200),
-    ("GET", f"{AGENT}/artifacts/{{artifact_id}}/meta"): Call(("artifact", "rag_artifact", "podcast_audio"), owner=200),
+    ("GET", f"{AGENT}/artifacts/{{artifact_id}}"): Call(("artifact", "rag_artifact", "podcast_audio", "deck_pptx",
+                                                         "prose_text"), owner=200),
+    ("GET", f"{AGENT}/artifacts/{{artifact_id}}/meta"): Call(("artifact", "rag_artifact", "podcast_audio",
+                                                              "deck_pptx"), owner=200),
+    # Reads first (the thumbnail of slide 0 as the job drew it), then changes; the deck's delete after its slide's.
+    ("GET", f"{AGENT}/slides/{{deck_id}}"): Call(("deck",), owner=200),
+    ("GET", f"{AGENT}/slides/{{deck_id}}/export"): Call(("deck",), owner=200),
+    ("GET", f"{AGENT}/slides/{{deck_id}}/slides/{{index}}/thumbnail"): Call(("deck",), owner=200,
+                                                                            fixed=(("index", "0"),)),
+    ("GET", f"{AGENT}/slides/{{deck_id}}/slides/{{index}}/versions"): Call(("deck",), owner=200,
+                                                                           fixed=(("index", "1"),)),
+    ("PATCH", f"{AGENT}/slides/{{deck_id}}/slides/{{index}}"): Call(("deck",), owner=200,
+                                                                    json={"title": "edited by bob"},
+                                                                    fixed=(("index", "1"),)),
+    ("POST", f"{AGENT}/slides/{{deck_id}}/slides/{{index}}/versions/{{version}}/restore"): Call(
+        ("deck",), owner=200, fixed=(("index", "1"), ("version", "1"))),
+    ("POST", f"{AGENT}/slides/{{deck_id}}/slides/{{index}}/regenerate"): Call(("deck",), owner=200, json={},
+                                                                              fixed=(("index", "1"),)),
+    ("POST", f"{AGENT}/slides/{{deck_id}}/slides"): Call(("deck",), owner=201, json={"title": "added by bob"}),
+    ("POST", f"{AGENT}/slides/{{deck_id}}/reorder"): Call(("deck",), owner=200,
+                                                          json={"order": [0, 2, 1, 3, 4, 5, 6]}),
+    ("DELETE", f"{AGENT}/slides/{{deck_id}}/slides/{{index}}"): Call(("deck",), owner=200, fixed=(("index", "1"),)),
+    ("DELETE", f"{AGENT}/slides/{{deck_id}}"): Call(("deck",), owner=204),
+    ("DELETE", f"{AGENT}/slides/templates/{{template_id}}"): Call(("template",), owner=204),
     ("GET", f"{AGENT}/generation/podcasts/{{podcast_id}}"): Call(("podcast",), owner=200),
     ("PATCH", f"{AGENT}/generation/podcasts/{{podcast_id}}/lines/{{index}}"): Call(
         ("podcast",), owner=200, json={"text": "spoken by bob"}, fixed=(("index", "1"),)),
@@ -200,7 +224,10 @@ MATRIX: dict[tuple[str, str], Call] = {
 LISTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     f"{AGENT}/api-keys": (("api_key", "key_prefix"), {}),
     f"{AGENT}/chat/sessions": (("session",), {}),
-    f"{AGENT}/generation/jobs": (("job", "artifact", "podcast", "podcast_audio"), {}),
+    f"{AGENT}/generation/jobs": (("job", "artifact", "podcast", "podcast_audio", "deck", "deck_pptx"), {}),
+    f"{AGENT}/generation/prose": (("prose", "prose_text"), {}),
+    f"{AGENT}/slides": (("deck", "deck_pptx"), {}),
+    f"{AGENT}/slides/templates": (("template",), {}),
     f"{AGENT}/sandboxes": (("sandbox",), {"all": "true"}),
     f"{AGENT}/credits/usage": (("session",), {}),
     f"{AGENT}/credits/history": (("run",), {}),
@@ -222,7 +249,7 @@ NOT_LISTS = {
 }
 ALL_KINDS = ("user", "api_key", "session", "run", "job", "artifact", "sandbox", "terminal", "resource", "chunk",
              "rag_job", "rag_artifact", "mcp_server", "mcp_setting", "tts_rate", "podcast",
-             "podcast_audio")  # fmt: skip
+             "podcast_audio", "deck", "deck_pptx", "template", "prose", "prose_text")  # fmt: skip
 ADMIN_LISTS = {"/api/v1/admin/users"}  # every user's: 403 to anyone but an admin
 
 
@@ -383,6 +410,22 @@ async def one_of_each(client: httpx.AsyncClient, account: Account, upstream: Scr
     made = await job_done(client, account.headers, podcast.json()["id"])
     objects.ids |= {"podcast": made["id"], "podcast_audio": made["result"]["artifact_id"]}
 
+    upstream.push(*deck_steps(figures=False))
+    deck = await client.post(f"{AGENT}/generation/ppt", json={"topic": f"lights for {account.email}"},
+                             headers=account.headers)  # fmt: skip
+    assert deck.status_code == 202, deck.text
+    made = await job_done(client, account.headers, deck.json()["id"])
+    objects.ids |= {"deck": made["id"], "deck_pptx": made["result"]["artifact_id"]}
+    upload = {"file": ("mine.pptx", template_pptx(), "application/octet-stream")}
+    template = await client.post(f"{AGENT}/slides/templates", headers=account.headers, files=upload)
+    assert template.status_code == 201, template.text
+    objects.ids["template"] = template.json()["id"]
+    upstream.push(Step(text=[f"A note for {account.email}."]))
+    prose = await client.post(f"{AGENT}/generation/prose", json={"prompt": "a note"}, headers=account.headers)
+    events = parse(prose.text)
+    artifact = next(event.data for event in events if event.type == "artifact")
+    objects.ids |= {"prose": events[0].data["run_id"], "prose_text": artifact["id"]}
+
     rate = 0.5 + uuid.uuid4().int % 10**12 / 10**12  # within 0.5..1.5, with digits no one else's rate shares
     voice = await client.put(f"{AGENT}/tts/preferences", json={"voice": "espeak:en-gb+f2", "rate": rate},
                              headers=account.headers)  # fmt: skip
@@ -492,6 +535,20 @@ async def assert_untouched(
         elif kind == "podcast_audio":
             meta = (await get(f"{AGENT}/artifacts/{ident}/meta")).json()
             assert meta["version"] == 1 and meta["media_type"] == "audio/mpeg", (after, meta)
+        elif kind == "deck":
+            deck = (await get(f"{AGENT}/slides/{ident}")).json()
+            titles = [slide["title"] for slide in deck["slides"]]
+            assert deck["version"] == 1 and len(titles) == 6 and "bob" not in str(titles), (after, deck)
+        elif kind == "deck_pptx":
+            meta = (await get(f"{AGENT}/artifacts/{ident}/meta")).json()
+            assert meta["version"] == 1 and meta["kind"] == "pptx", (after, meta)
+        elif kind == "template":
+            listed = (await get(f"{AGENT}/slides/templates")).json()["items"]
+            assert [t["id"] for t in listed] == [ident], (after, listed)
+        elif kind == "prose":
+            assert (await get(f"{AGENT}/runs/{ident}")).json()["status"] == "done", after
+        elif kind == "prose_text":
+            assert alice.account.email in (await get(f"{AGENT}/artifacts/{ident}")).text, after
         elif kind == "rag_artifact":
             assert (await get(f"{AGENT}/artifacts/{ident}")).text == rag_text(alice.account), after
         else:
@@ -564,6 +621,7 @@ async def test_every_id_route_is_404_to_another_user_and_lists_show_only_ones_ow
     # The same calls by the owner succeed (or meet the object's state): each call is well formed and each id
     # real, so bob's answers were the ownership check. Destructive calls last, the admin's last of all.
     ordered = sorted(MATRIX.items(), key=lambda item: (item[1].by_admin, item[0][0] == "DELETE"))
+    upstream.push(Step(text=['{"title": "Rewritten", "bullets": ["a", "b", "c"], "notes": "", "sources": []}']))
     for (method, template), spec in ordered:
         headers = admin.headers if spec.by_admin else alice.account.headers
         for kind in spec.objects:

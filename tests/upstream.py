@@ -39,6 +39,9 @@ class Step:
     disconnect_after: int | None = None  # drop the connection after this many pieces
     finish_reason: str = "stop"
     prompt_tokens: int = 11
+    # Taken only by a request whose JSON body contains this text (None: by any request). For work that calls the
+    # model side by side (a chat turn and the deck job its tool started): each request gets its own answers.
+    match: str | None = None
 
 
 def words(text: str) -> list[str]:
@@ -67,9 +70,10 @@ class ScriptedUpstream:
             return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
 
         async def completions(request: Request) -> Response:
-            body = await request.json()
+            raw = await request.body()
+            body = json.loads(raw)
             self.requests.append(body)
-            step = self.script.popleft() if self.script else self.default
+            step = self._take(raw.decode())
             if step.stall_s:
                 await asyncio.sleep(step.stall_s)
             if step.status is not None:
@@ -79,6 +83,18 @@ class ScriptedUpstream:
         return Starlette(
             routes=[Route("/v1/models", models), Route("/v1/chat/completions", completions, methods=["POST"])]
         )
+
+    def _take(self, text: str) -> Step:
+        """The first step this request may take: one matching its text, else the first without ``match``."""
+        for step in self.script:
+            if step.match is not None and step.match in text:
+                self.script.remove(step)
+                return step
+        for step in self.script:
+            if step.match is None:
+                self.script.remove(step)
+                return step
+        return self.default
 
     async def _stream(self, body: dict[str, Any], step: Step):  # type: ignore[no-untyped-def]
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:8]}"

@@ -14,10 +14,7 @@ from agent_ui.site import NavItem, Site
 HUB = "/generate"
 NAVIGATION = (NavItem("Generate", HUB, "auto_awesome", order=20),)
 # Generators not built yet: (title, icon, what it will make).
-COMING = (
-    ("Slides", "slideshow", "Slide decks from a topic or your documents, that you can edit."),
-    ("Prose", "article", "Articles, summaries and reports, citing your documents."),
-)
+COMING: tuple[tuple[str, str, str], ...] = ()
 HUB_CSS = """
 .generate-grid { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(16rem, 1fr)); width: 100%; }
 .generate-card { color: inherit; text-decoration: none; border-radius: 8px; display: block; height: 100%; }

@@ -37,6 +37,11 @@ class ToolGroup:
             raise ValueError(f"tool group {self.name!r} does not match {GROUP_NAME.pattern}")
 
 
+# Tools that make files in a background job (decks, podcasts, prose), offered by the capabilities that make them: each
+# starts its work and answers at once with the job's id; the chat's card follows the job.
+GENERATION = ToolGroup("generation", Scope.GENERATION, "make decks, podcasts and written texts as files")
+
+
 @dataclass(frozen=True)
 class Citation:
     """A source a tool found (a resource's chunk, later a web page): what a ``citation`` event carries, plus the

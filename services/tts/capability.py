@@ -7,9 +7,11 @@ from typing import Any
 
 from services.capabilities import Capability, CapabilityInfo, Core, DependencyHealth
 from services.jobs import JobKind
+from services.tools import ToolProvider
 from services.tts.engines import EdgeTtsEngine, EspeakEngine, FliteEngine, TtsEngine
 from services.tts.podcast import PodcastService
 from services.tts.service import TtsService
+from services.tts.tools import PodcastTools
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,9 @@ class TtsCapability(Capability):
 
     def services(self) -> list[object]:
         return [self.service, self.podcasts] if self.service is not None else []
+
+    def tool_providers(self) -> list[ToolProvider]:
+        return [PodcastTools(self.podcasts)] if self.podcasts is not None else []
 
     def job_kinds(self) -> list[JobKind[Any]]:
         return [self.podcasts.job_kind()] if self.podcasts is not None else []

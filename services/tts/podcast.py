@@ -19,7 +19,7 @@ import itertools
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from services.db.owned import get_owned
 from services.errors import ConflictError, DomainError, NotFoundError, ValidationFailedError
 from services.jobs import JobContext, JobKind, JobRead, JobService
 from services.llm import ModelRegistry
+from services.locks import KeyedLocks
 from services.sources import SourcePassage, Sources
 from services.tts.audio import decode, encode_wav, join_with_gaps, normalise, resample_samples, to_mp3
 from services.tts.engines import Synthesized, TtsUnavailableError, Voice
@@ -116,14 +117,6 @@ class Stopwatch:
             self._timings[stage] = round(self._timings.get(stage, 0.0) + time.perf_counter() - started, 4)
 
 
-@dataclass
-class _EditLock:
-    """One podcast's edit lock and how many edits hold or wait for it (the entry goes when none does)."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
 class PodcastService:
     def __init__(
         self,
@@ -145,7 +138,7 @@ class PodcastService:
         self._models = models
         self._sources = sources
         self._clock = clock
-        self._edits: dict[str, _EditLock] = {}  # one edit of a podcast at a time in this process
+        self._edits = KeyedLocks()  # one edit of a podcast at a time in this process
 
     def job_kind(self) -> JobKind[PodcastRequest]:
         return JobKind(name=KIND, scope=Scope.GENERATION, params=PodcastRequest, run=self._make,
@@ -379,15 +372,8 @@ class PodcastService:
         user_id = principal.user.id
         async with self._db.transaction(readonly=True) as session:  # only owners' podcasts ever get a lock
             await get_owned(session, Podcast, podcast_id, user_id, missing="podcast not found")
-        entry = self._edits.setdefault(podcast_id, _EditLock())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                return await self._edit_line(principal, podcast_id, index, edit)
-        finally:
-            entry.users -= 1
-            if not entry.users:
-                self._edits.pop(podcast_id, None)
+        async with self._edits.hold(podcast_id):
+            return await self._edit_line(principal, podcast_id, index, edit)
 
     async def _edit_line(self, principal: Principal, podcast_id: str, index: int, edit: LineEdit) -> PodcastRead:
         user_id = principal.user.id

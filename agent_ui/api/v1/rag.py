@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from agent_ui.deps import BODY_LIMIT_KEY, CurrentPrincipal, RequireScope, ServicesDep, api_router
 from agent_ui.errors import ErrorEnvelope, documented_error
+from agent_ui.uploads import is_multipart, read_file_form
 from services.auth import Scope
 from services.container import Services
 from services.errors import UnsupportedMediaTypeError, ValidationFailedError
@@ -73,7 +73,7 @@ async def create_resource(request: Request, principal: CurrentPrincipal, service
     `failed` with a `reason`."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     service = rag(services)
-    if kind == "multipart/form-data":
+    if is_multipart(request):
         return await service.upload(principal, await _upload(request))
     if kind == "application/json":
         try:
@@ -85,19 +85,13 @@ async def create_resource(request: Request, principal: CurrentPrincipal, service
 
 
 async def _upload(request: Request) -> Upload:
-    try:
-        form = await request.form(max_files=1, max_fields=4)
-    except Exception as exc:  # python-multipart's parse errors, a second file
-        raise ValidationFailedError(f"the multipart body cannot be read: {exc}", code="malformed_multipart") from exc
-    file, title = form.get("file"), form.get("title")
-    if not isinstance(file, UploadFile):
-        raise ValidationFailedError("the multipart body needs a file in the field `file`", code="file_missing")
-    if title is not None and (not isinstance(title, str) or not 1 <= len(title.strip()) <= 200):
+    form = await read_file_form(request, fields=("title",))
+    title = form.fields.get("title")
+    if title is not None and not 1 <= len(title.strip()) <= 200:
         raise ValidationFailedError("title must be 1 to 200 characters", code="validation_error")
-    data = await file.read()
-    await form.close()
-    filename = (file.filename or "upload")[:MAX_FILENAME]
-    return Upload(filename=filename, data=data, declared_type=file.content_type,
+    data = form.data
+    filename = (form.filename or "upload")[:MAX_FILENAME]
+    return Upload(filename=filename, data=data, declared_type=form.content_type,
                   title=title.strip() if isinstance(title, str) else None)  # fmt: skip
 
 

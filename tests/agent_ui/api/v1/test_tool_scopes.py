@@ -52,7 +52,7 @@ async def test_a_chat_only_key_gets_no_sandbox_tools_and_cannot_reach_a_sandbox(
                                                                                 "config"))).json()  # fmt: skip
     assert config["tool_groups"] == ["builtin"]
     allowed = {group["name"]: group["allowed"] for group in config["tool_group_details"]}
-    assert allowed == {"builtin": True, "sandbox": False, "rag": False, "mcp": False}
+    assert allowed == {"builtin": True, "sandbox": False, "rag": False, "mcp": False, "generation": False}
 
 
 async def test_a_key_with_the_sandboxes_scope_is_offered_them(
