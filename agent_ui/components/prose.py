@@ -20,12 +20,12 @@ from pydantic import ValidationError
 
 from agent_ui.components.a11y import named
 from agent_ui.components.chat_assets import ChatMarkdown, add_chat_assets
-from agent_ui.components.citations import CITE_CLICK, MARKER, Source, cited, source_chips
+from agent_ui.components.citations import CITE_CLICK, Source, cited, source_chips
 from agent_ui.components.resources import PassagePanel
 from services.auth import Principal
 from services.errors import ConflictError, DomainError, NotFoundError
 from services.generation import ProseService
-from services.generation.prose import KIND, WORDS
+from services.generation.prose import KIND, WORDS, word_count
 from services.generation.schemas import ProseRequest
 from services.rag import RagService
 from services.rag.schemas import ResourceRead
@@ -126,11 +126,6 @@ JS = """
 
 
 # -- pure helpers (tested on their own) ------------------------------------------------------------------------------
-
-
-def word_count(text: str) -> int:
-    """Words as a reader counts them: markdown marks (``#``, ``-``, ``**``) and citation markers are not words."""
-    return sum(1 for token in MARKER.sub(" ", text).split() if any(c.isalnum() for c in token))
 
 
 def words_text(n: int) -> str:

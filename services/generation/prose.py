@@ -111,7 +111,7 @@ class ProseService:
             run.emit("done", {"finish_reason": reason, "elapsed_ms": round((time.monotonic() - started) * 1000)})
             result_data: dict[str, Any] = {"artifact_id": artifact.id if artifact else None,
                                            "title": artifact.title if artifact else None,
-                                           "words": len(written.split()), "finish_reason": reason}  # fmt: skip
+                                           "words": word_count(written), "finish_reason": reason}  # fmt: skip
             status = RunStatus.CANCELLED if reason == "cancelled" else RunStatus.DONE
             await run.finish(status, "cancelled" if reason == "cancelled" else None, result=result_data)
 
@@ -158,6 +158,14 @@ def _total(run: RunHandle, usage: CallUsage | None) -> None:
                        "completion_tokens": usage.completion_tokens,
                        "credits": float(to_credits(usage.credits_micro)),
                        "balance": float(to_credits(usage.balance_micro))})  # fmt: skip
+
+
+_CITATION = re.compile(r"\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]")
+
+
+def word_count(text: str) -> int:
+    """Words as a reader counts them: markdown marks (``#``, ``-``, ``**``) and citation markers are not words."""
+    return sum(1 for token in _CITATION.sub(" ", text).split() if any(c.isalnum() for c in token))
 
 
 def _title_of(text: str) -> str | None:
