@@ -28,6 +28,7 @@ from agent_ui.components.citations import (
     source_chips,
     sources_of,
 )
+from agent_ui.components.tool_cards import provide_card_context
 from agent_ui.site import Site
 from services.auth import Principal
 from services.auth.scopes import Scope, grants
@@ -298,6 +299,7 @@ class ChatView:
         # Handlers may run from elements this view deletes (a regenerate button): keep the page's client.
         self.client = ui.context.client
         self.client.on_delete(self._client_gone)
+        provide_card_context(self.services, self.principal)  # for cards that look their work up (a job they follow)
         models = {m.id: model_label(m) for m in self.services.models.models()}
         detail = await self._detail()
         with ui.element("div").classes("chat-main").mark("chat-main"):

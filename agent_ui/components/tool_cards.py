@@ -8,12 +8,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from nicegui import ui
+from nicegui import app, ui
+
+from services.auth import Principal
+from services.container import Services
+
+CONTEXT_KEY = "tool-card-context"
 
 # A card for one call: the call event's data, and its result's (None while it runs).
 ToolCardRenderer = Callable[[dict[str, Any], dict[str, Any] | None], ui.element]
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """Who is looking, and the services: what a card needs to look its work up (a job it follows). The view that
+    draws the cards provides it for its page (kept in the client's own storage: one page, one signed-in user)."""
+
+    services: Services
+    principal: Principal
+
+
+def provide_card_context(services: Services, principal: Principal) -> None:
+    """For the cards drawn on this page from now on."""
+    app.storage.client[CONTEXT_KEY] = CardContext(services, principal)
+
+
+def card_context() -> CardContext | None:
+    """The page's context; None where no view provided one (a card then shows what the call said)."""
+    found = app.storage.client.get(CONTEXT_KEY)
+    return found if isinstance(found, CardContext) else None
 
 
 def as_dict(value: Any) -> dict[str, Any]:

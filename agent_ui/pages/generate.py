@@ -1,5 +1,5 @@
 """The Generate hub at /generate: a card for each generator a capability registered (a ``NavItem`` with
-``parent="/generate"``), and the ones still to come."""
+``parent="/generate"``), the ones still to come, and below them the user's jobs (see ``components/jobs_panel``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from nicegui import ui
 
+from agent_ui.components.jobs_panel import JobsPanel
 from agent_ui.components.layout import frame
 from agent_ui.pages.session import sign_out_handler, signed_in, to_login
 from agent_ui.site import NavItem, Site
@@ -48,6 +49,8 @@ def register(site: Site) -> None:
                 for title, icon, what in COMING:
                     with ui.element("div").classes("generate-soon").mark(f"generator-{title.lower()}"):
                         _card(title, icon, what, soon=True)
+            jobs = JobsPanel(services.jobs, principal)
+            await jobs.refresh()
         return None
 
 

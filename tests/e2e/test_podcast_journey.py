@@ -53,7 +53,9 @@ async def test_a_grounded_podcast_is_made_played_from_a_line_and_one_line_is_hea
     # Generate → Podcast
     await page.get_by_role("link", name="Generate").click()
     await expect(page).to_have_title("Generate · agent-ui")
-    await expect(page.get_by_text("Coming soon")).to_have_count(2)
+    for generator in ("Slides", "Prose"):  # every generator is a link now; none is still to come
+        await expect(page.get_by_role("link", name=re.compile(f"^{generator}"))).to_be_visible()
+    await expect(page.get_by_text("Coming soon")).to_have_count(0)
     await screenshots(page, "generate-hub")
     assert await nameless_buttons(page) == []
     await page.get_by_role("link", name=re.compile("^Podcast")).click()
