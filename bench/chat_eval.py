@@ -31,7 +31,7 @@ import httpx
 from tests.live_server import live_server
 
 SEED = 1234
-CATEGORIES = ("arithmetic", "datetime", "no_tool", "write_code", "run_code", "follow_up", "session")
+CATEGORIES = ("arithmetic", "datetime", "no_tool", "write_code", "run_code", "follow_up", "session", "generation")
 # What an answer must never show: the router's JSON, the bracket notation history was once flattened into, or
 # the wording of the tool-result message the routed loop sends.
 LEAKS = re.compile(
@@ -40,6 +40,7 @@ LEAKS = re.compile(
     re.IGNORECASE,
 )
 CALCULATOR, CLOCK, EXEC = "calculator", "current_datetime", "sandbox_exec"
+DECK, PODCAST, PROSE = "generate_deck", "generate_podcast", "write_prose"
 SANDBOX_TOOLS = {EXEC, "sandbox_write_file", "sandbox_read_file"}
 
 
@@ -217,6 +218,14 @@ CASES: list[Case] = [
                      Ask("How much is 15% of 80?", {CALCULATOR, EXEC}, number(12)),
                      Ask("Write a Python function square(x) that returns x squared.", set(), anything,
                          tool_optional=True, code_test="assert square(3) == 9")]),
+    # Files made in the background (last: the jobs they start keep the model busy a while), and questions about
+    # them that want no tool.
+    Case("generation", [Ask("Make me a 5-slide presentation about volcanoes.", {DECK}, anything)]),
+    Case("generation", [Ask("Create a slide deck on the history of tea.", {DECK}, anything)]),
+    Case("generation", [Ask("Make a short podcast episode about black holes.", {PODCAST}, anything)]),
+    Case("generation", [Ask("Write an article about coral reefs and save it as a file.", {PROSE}, anything)]),
+    Case("generation", [Ask("What makes a good slide presentation? Answer in two sentences.", set(), anything)]),
+    Case("generation", [Ask("What is a podcast?", set(), words("audio", "episode", "listen"))]),
 ]
 # fmt: on
 # One case of four kinds: a tool answer, a no-tool answer, written code checked in a sandbox, a follow-up.

@@ -128,8 +128,21 @@ class AgentLoop:
             calls = [call for _tool, call in turn.first_calls]
             await self._run_tools(turn, calls, messages, outcome, native=native, tools=tools)
             answered = not native  # as after any tool round: a small model answers from the results
+            if answered and self._said_by_results(turn, tools, outcome):
+                return
         await self._model_rounds(turn, messages, outcome, answered=answered)
         self._attribute(turn, outcome)
+
+    def _said_by_results(self, turn: Turn, tools: list[Tool], outcome: TurnOutcome) -> bool:
+        """Tools that speak for themselves and all succeeded: their sentences are the answer (no model call)."""
+        results = [part for part in outcome.parts if part["type"] == "tool_result"]
+        if not tools or not all(tool.speaks_for_itself for tool in tools) or not all(r["ok"] for r in results):
+            return False
+        text = " ".join(str(result["summary"]) for result in results)
+        outcome.add_text(text)
+        turn.run.emit("content.delta", {"text": text})
+        outcome.finish_reason = "stop"
+        return True
 
     def _attribute(self, turn: Turn, outcome: TurnOutcome) -> None:
         """An answer drawn on sources but citing none (small models often forget): mark the source it drew on."""

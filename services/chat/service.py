@@ -107,7 +107,7 @@ class ChatService:
         if request.mcp_server_ids is not None:  # the composer's choice of servers (the tools with a subject)
             chosen = set(request.mcp_server_ids)
             tools = [tool for tool in tools if tool.subject is None or tool.subject in chosen]
-        grounding = await self._grounding(principal, request)
+        grounding = await self._grounding(principal, request) or _asked_for(tools, request.message, model)
         now = self._clock()
         lock = f"chat-session:{request.session_id}" if request.session_id else None
         async with self._db.transaction(exclusive=lock) as session:
@@ -382,3 +382,15 @@ def _usage(metrics: SessionMetrics) -> SessionUsage:
         total_prompt_tokens=metrics.total_prompt_tokens,
         total_completion_tokens=metrics.total_completion_tokens,
     )
+
+
+def _asked_for(tools: list[Tool], message: str, model: ModelInfo) -> list[tuple[Tool, ToolCallRequest]]:
+    """The call a message plainly asks for, made before a model without native tool calls is asked (the first tool
+    on offer whose ``intent`` matches); none for a model that calls tools itself."""
+    if model.native_tools:
+        return []
+    for tool in tools:
+        if tool.intent is not None and (arguments := tool.intent(message)) is not None:
+            call_id = f"call_{new_id('int')[-12:]}"
+            return [(tool, ToolCallRequest(call_id=call_id, name=tool.name, arguments=json.dumps(arguments)))]
+    return []

@@ -170,14 +170,14 @@ def _content(layout: str, written: BaseModel, passages: list[SourcePassage], *,
 
 
 def _balanced(planned: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """A plan a deck can use: a section divider only before a slide of content (never last, never two running)
-    and one per four slides at most; the others become bullets (a small model makes every slide a divider)."""
-    allowed = len(planned) // 4
+    """A plan a deck can use: no two section dividers running and one per four slides at most (at least one
+    allowed); the others become bullets (a small model makes every slide a divider)."""
+    allowed = max(1, len(planned) // 4)
     kept: list[tuple[str, str]] = []
     for n, (title, layout) in enumerate(planned):
         if layout == "section":
             following = planned[n + 1][1] if n + 1 < len(planned) else None
-            if following in (None, "section") or allowed == 0:
+            if following == "section" or allowed == 0:
                 layout = "bullets"
             else:
                 allowed -= 1

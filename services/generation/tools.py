@@ -12,6 +12,11 @@ from services.generation.decks import DeckService
 from services.generation.prose import ProseService
 from services.generation.schemas import DeckRequest, ProseLength, ProseRequest, ProseStyle, ThemeName
 from services.tools import GENERATION, Tool, ToolContext, ToolGroup
+from services.tools.intents import asked_to_make, mentions, number_before
+
+DECKS = r"slides?|slide\s*deck|slide\s*show|deck|presentation|power\s*point|pptx"
+TEXTS = r"article|essay|report|e-?mail|letter|memo|story|summary|blog\s+post|document|text"
+SAVED = r"file|files|save|saved|download|document|markdown|md"
 
 
 class DeckArgs(BaseModel):
@@ -28,16 +33,46 @@ class ProseArgs(BaseModel):
     length: ProseLength = Field(default="medium", description="short, medium or long")
 
 
+def deck_intent(message: str) -> dict[str, Any] | None:
+    """The deck a message asks for: "make me a 5-slide presentation about volcanoes" (count and theme if said)."""
+    asked = asked_to_make(message, DECKS)
+    if asked is None:
+        return None
+    count = number_before(message, r"slides?|pages?")
+    arguments: dict[str, Any] = {"topic": asked.topic or message.strip()[:2000]}
+    if count is not None:
+        arguments["slide_count"] = min(max(count, 1), 50)
+    for theme in ("dark", "ocean", "sunset", "light"):
+        if mentions(message, theme):
+            arguments["theme"] = theme
+            break
+    return arguments
+
+
+def prose_intent(message: str) -> dict[str, Any] | None:
+    """A text to keep as a file: "write an article about reefs and save it as a file" (an answer in the chat is
+    not one: "write a haiku" is asked of the model)."""
+    asked = asked_to_make(message, TEXTS)
+    if asked is None or not mentions(message, SAVED):
+        return None
+    style = "article"
+    for word, named in (("e-?mail|letter|memo", "email"), ("story", "story"), ("summary|summari[sz]e", "summary")):
+        if mentions(message, word):
+            style = named
+            break
+    length = next((size for size in ("short", "long") if mentions(asked.before, size)), "medium")
+    return {"prompt": message.strip()[:8000], "style": style, "length": length}
+
+
 def describe_deck(arguments: dict[str, Any], output: Any) -> str:
     count = arguments.get("slide_count", 6)
-    return (f"Started making a {count}-slide deck about {arguments.get('topic', 'the topic')} (job "
-            f"{output.get('job_id')}). Tell the user it is being made and shows up below with its progress; do not "
-            "write the slides yourself.")  # fmt: skip
+    return (f"I started making a {count}-slide deck about {arguments.get('topic', 'your topic')}: it shows up below "
+            "with its progress, then its slides to open, edit and download.")  # fmt: skip
 
 
 def describe_prose(arguments: dict[str, Any], output: Any) -> str:
-    return (f"Started writing the {arguments.get('style', 'article')} (run {output.get('run_id')}). Tell the user it "
-            "is being written below and will be saved as a file; do not write it yourself.")  # fmt: skip
+    return (f"I started writing the {arguments.get('style', 'article')}: it appears below as it is written and is "
+            "saved as a file you can open and download.")  # fmt: skip
 
 
 class GenerationTools:
@@ -46,17 +81,19 @@ class GenerationTools:
         self._prose = prose
         self.deck_tool = Tool(
             name="generate_deck",
-            description="Make a PowerPoint slide deck (.pptx file) about a topic. Use it when the user asks for "
-            "slides, a deck or a presentation. It runs in the background and answers at once.",
+            description="Make a PowerPoint presentation file (.pptx) with slides about a topic. Use it for every "
+            "request to make, create or generate slides, a slide deck, a presentation or a PowerPoint; never write "
+            "the slides yourself.",
             args=DeckArgs, group=GENERATION, handler=self.generate_deck, timeout_s=30, describe=describe_deck,
-            source="generation",
+            source="generation", intent=deck_intent, speaks_for_itself=True,
         )  # fmt: skip
         self.prose_tool = Tool(
             name="write_prose",
-            description="Write a longer text saved as a file: an article, a summary, an email or a story. Use it "
-            "when the user asks for a document or a file to be written. It answers at once and writes below.",
+            description="Write a text and save it as a file: an article, a summary, an email or a story. Use it "
+            "only when the user asks for the text to be saved, or for a file or a document; never for an answer "
+            "in the chat.",
             args=ProseArgs, group=GENERATION, handler=self.write_prose, timeout_s=30, describe=describe_prose,
-            source="generation",
+            source="generation", intent=prose_intent, speaks_for_itself=True,
         )  # fmt: skip
 
     def groups(self) -> list[ToolGroup]:

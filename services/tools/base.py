@@ -119,6 +119,14 @@ class Tool:
     input_schema: dict[str, Any] | None = None
     # The object the tool acts on (an MCP server's id), so a turn can offer the tools of some of them only.
     subject: str | None = None
+    # The arguments when a user's message plainly asks for this tool ("make a deck about tides"), else None: a
+    # model without native tool calls is not trusted to decide (a small one writes the slides itself), so the turn
+    # calls the tool first and the model answers from its result.
+    intent: Callable[[str], dict[str, Any] | None] | None = None
+    # Its result's sentence (``describe``) is the whole answer when the turn called it on a plain request for a
+    # model without native tool calls: "I started a deck…" is all there is to say, and a small model asked to say it
+    # writes the slides itself or repeats its instructions.
+    speaks_for_itself: bool = False
 
     def __post_init__(self) -> None:
         if not TOOL_NAME.match(self.name):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.auth.schemas import Principal
 from services.tools import GENERATION, Tool, ToolContext, ToolGroup
+from services.tools.intents import asked_to_make, mentions
 from services.tts.podcast import PodcastService
 from services.tts.schemas import PodcastLength, PodcastRequest
 
@@ -19,10 +20,18 @@ class PodcastArgs(BaseModel):
     length: PodcastLength = Field(default="short", description="short, medium or long")
 
 
+def podcast_intent(message: str) -> dict[str, Any] | None:
+    """The podcast a message asks for: "make a short podcast episode about black holes"."""
+    asked = asked_to_make(message, r"podcast(?:\s+episode)?|audio\s+episode")
+    if asked is None:
+        return None
+    length = next((size for size in ("short", "medium", "long") if mentions(asked.before, size)), "short")
+    return {"topic": asked.topic or message.strip()[:2000], "length": length}
+
+
 def describe_podcast(arguments: dict[str, Any], output: Any) -> str:
-    return (f"Started making a podcast about {arguments.get('topic', 'the topic')} (job {output.get('job_id')}). "
-            "Tell the user it is being made and shows up below with its progress; do not write the script "
-            "yourself.")  # fmt: skip
+    return (f"I started making a podcast about {arguments.get('topic', 'your topic')}: it shows up below with its "
+            "progress, then the episode to play and download.")  # fmt: skip
 
 
 class PodcastTools:
@@ -30,10 +39,10 @@ class PodcastTools:
         self._podcasts = podcasts
         self.tool = Tool(
             name="generate_podcast",
-            description="Make a podcast (an audio file of two hosts talking) about a topic. Use it when the user "
-            "asks for a podcast or an audio episode. It runs in the background and answers at once.",
+            description="Make a podcast: an audio file (MP3) of two hosts talking about a topic. Use it for every "
+            "request to make, create or generate a podcast or an audio episode; never write the script yourself.",
             args=PodcastArgs, group=GENERATION, handler=self.generate, timeout_s=30, describe=describe_podcast,
-            source="generation",
+            source="generation", intent=podcast_intent, speaks_for_itself=True,
         )  # fmt: skip
 
     def groups(self) -> list[ToolGroup]:

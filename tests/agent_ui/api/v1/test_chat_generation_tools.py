@@ -80,3 +80,33 @@ async def test_stopping_the_turn_leaves_the_job_going(
     assert events[-1].type == "done" and events[-1].data["finish_reason"] == "cancelled"
     job = await until(client, alice.headers, job_id, "done", "failed", "cancelled")
     assert job["status"] == "done", job
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_model_without_native_tools_gets_the_deck_it_was_plainly_asked_for(
+    client: httpx.AsyncClient, make_account, upstream: ScriptedUpstream  # type: ignore[no-untyped-def]
+) -> None:
+    """A small model writes the slides itself when asked for a deck: the turn reads the request and starts the deck
+    without asking it, and the tool's sentence is the answer."""
+    alice = await make_account()
+    upstream.push(*job_steps())
+    body = {"message": "Please make me a 6-slide presentation about lighthouses", "model": "scripted-router"}
+    events = parse((await client.post(STREAM, json=body, headers=alice.headers)).text)
+    call = next(e.data for e in events if e.type == "tool_call")
+    assert call["name"] == "generate_deck" and json.loads(call["arguments"]) == {"topic": "lighthouses",
+                                                                                 "slide_count": 6}  # fmt: skip
+    job_id = next(e.data for e in events if e.type == "tool_result")["output"]["job_id"]
+    assert "".join(e.data["text"] for e in events if e.type == "content.delta") == (
+        "I started making a 6-slide deck about lighthouses: it shows up below with its progress, then its slides to "
+        "open, edit and download.")
+    assert events[-1].type == "done" and events[-1].data["finish_reason"] == "stop"
+    job = await until(client, alice.headers, job_id, "done", "failed")
+    assert job["status"] == "done", job
+    assert all("Please make me" not in json.dumps(r) for r in upstream.requests)  # the chat model was never asked
+
+    # a question about decks is the model's to answer, with no deck started
+    upstream.push(Step(text=["Short, clear slides."]))
+    asked = {"message": "What makes a good slide presentation?", "model": "scripted-router"}
+    events = parse((await client.post(STREAM, json=asked, headers=alice.headers)).text)
+    assert [e.type for e in events if e.type.startswith("tool")] == []
+    assert len((await client.get("/api/v1/agent/generation/jobs", headers=alice.headers)).json()["items"]) == 1
