@@ -1,18 +1,23 @@
 """A deck asked for in the chat, in a real browser with no network (the issue's acceptance): the scripted model
 calls ``generate_deck`` for six slides about lighthouses; the card shows the deck's progress, then its first
-thumbnails (drawn by LibreOffice); "Open in Slides" opens the deck; "Download .pptx" downloads a real file of six
-slides (python-pptx). Then the Generate hub lists the job, and a second deck started meanwhile is cancelled from
+thumbnails (drawn by LibreOffice); "Download .pptx" downloads a real file of six slides (python-pptx); "Open in
+Slides" opens the deck, where slide 3's title is edited and two slides swapped by drag, and the .pptx downloaded
+there has both changes and opens in LibreOffice (the issue's acceptance). Then the Generate hub lists the job, and a second deck started meanwhile is cancelled from
 there. Screenshots: docs/screenshots/chat-deck-card-{running,done}-{desktop,phone}.png, jobs-panel-*.png."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import io
 import re
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 from pptx import Presentation
+from pypdf import PdfReader
 
+from services.generation.thumbnails import pptx_to_pdf
 from tests.agent_ui.pages.test_generation_card import AFTER_THE_TOOL, DECK_CALL, SLIDES, deck_steps
 from tests.e2e.browser import SCREENSHOTS, register, settled
 from tests.e2e.test_accessible_names import nameless_buttons
@@ -89,6 +94,33 @@ async def test_a_deck_asked_for_in_chat_is_followed_opened_and_downloaded(
     await open_slides.click()
     await expect(page).to_have_url(re.compile(re.escape(href) + "$"))
     await expect(page).to_have_title("Slides · agent-ui")
+
+    # The issue's acceptance, on: slide 3's title edited, slides 2 and 3 swapped, the .pptx downloaded, and
+    # LibreOffice opens it with both changes
+    def slide(n: int) -> Locator:
+        return page.locator(f'.slide-grid .slide-card[data-index="{n - 1}"]')
+
+    shown = page.locator(".slide-grid .slide-title")
+    await expect(shown).to_have_count(6)
+    before = await shown.all_inner_texts()
+    await slide(3).get_by_role("button", name=re.compile(r"^Edit slide 3: ")).click()
+    editor = page.locator(".slide-editor")
+    await editor.get_by_label("Title", exact=True).fill("Oil against gas")
+    await editor.get_by_role("button", name="Save").click()
+    await expect(slide(3).locator(".slide-title")).to_have_text("Oil against gas")
+    await page.keyboard.press("Escape")
+    await expect(editor).to_be_hidden()
+    box = await slide(3).bounding_box()
+    assert box is not None
+    await slide(2).drag_to(slide(3), target_position={"x": box["width"] * 0.8, "y": box["height"] / 3})
+    order = [before[0], "Oil against gas", before[1], *before[3:]]
+    await expect(shown).to_have_text(order)
+    async with page.expect_download() as downloading:
+        await page.get_by_role("link", name="Download .pptx").click()
+    data = await asyncio.to_thread((await (await downloading.value).path()).read_bytes)
+    edited = Presentation(io.BytesIO(data))
+    assert [s.shapes.title.text for s in edited.slides] == order
+    assert len(PdfReader(io.BytesIO(await pptx_to_pdf(data))).pages) == 6
 
     # The hub lists the deck; a second one started meanwhile is cancelled from the list
     slow = deck_steps()
