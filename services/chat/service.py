@@ -107,7 +107,9 @@ class ChatService:
         if request.mcp_server_ids is not None:  # the composer's choice of servers (the tools with a subject)
             chosen = set(request.mcp_server_ids)
             tools = [tool for tool in tools if tool.subject is None or tool.subject in chosen]
-        grounding = await self._grounding(principal, request) or _asked_for(tools, request.message, model)
+        grounding = await self._grounding(principal, request)
+        if not grounding and max_rounds > 0:  # a turn allowed no tool rounds gets no tool unasked either
+            grounding = _asked_for(tools, request.message, model)
         now = self._clock()
         lock = f"chat-session:{request.session_id}" if request.session_id else None
         async with self._db.transaction(exclusive=lock) as session:

@@ -17,7 +17,7 @@ from collections.abc import Set as AbstractSet
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -46,6 +46,7 @@ from services.generation.schemas import (
     DeckRequest,
     DeckSpec,
     DeckSummary,
+    Finite,
     Layout,
     RegenerateRequest,
     ReorderRequest,
@@ -72,7 +73,8 @@ log = logging.getLogger(__name__)
 
 KIND = "ppt"
 THUMBNAILS_KIND = "slide_thumbnails"
-REGENERATE_KIND = "slide_regenerate"  # a run (not a job): one slide rewritten while the client waits
+REGENERATE_KIND = "slide_regenerate"
+RETRY_UNDRAWABLE_S = 600.0  # a run (not a job): one slide rewritten while the client waits
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 API = "/api/v1/agent/slides"
 SOURCE_CHARS = 5_000  # of passages or text given to the model per call (the local model's context is 8k tokens)
@@ -130,7 +132,7 @@ def _slide_model(layout: str, sources: int) -> type[BaseModel]:
                   "rows": (list[list[str]], Field(min_length=2, max_length=6))}  # fmt: skip
     elif layout == "chart":
         series = create_model("Series", __config__=config, name=(Label, ...),
-                              values=(list[float], Field(min_length=2, max_length=8)))  # fmt: skip
+                              values=(list[Finite], Field(min_length=2, max_length=8)))  # fmt: skip
         fields = {"chart_type": (ChartKind, ...),
                   "categories": (list[Label], Field(min_length=2, max_length=8)),
                   "series": (list[series], Field(min_length=1, max_length=3))}  # type: ignore[valid-type]  # fmt: skip
@@ -256,6 +258,9 @@ class DeckService:
         self._thumbnail_timeout_s = thumbnail_timeout_s
         self._changes = KeyedLocks()  # one change of a deck's file at a time in this process
         self._thumbnailing: set[str] = set()  # decks with a thumbnail job waiting or running here
+        # (slide id, version) LibreOffice could not draw, and when: not tried again for a while (a poll would
+        # otherwise start a conversion that fails every two seconds, holding up everyone's thumbnails)
+        self._undrawable: dict[tuple[str, int], float] = {}
 
     def job_kinds(self) -> list[JobKind[Any]]:
         return [
@@ -349,11 +354,19 @@ class DeckService:
             job.progress("thumbnails", 0, 0, reason)
             return f"unavailable: {reason}"
         job.progress("thumbnails", 0, 1, "drawing the slides")
+        self._thumbnailing.add(deck_id)  # a look at the deck meanwhile waits for these instead of drawing them too
         try:
             made = await self._thumbnail_stale(job.principal, deck_id)
         except DomainError as exc:
             log.warning("thumbnails of deck %s failed: %s", deck_id, exc.message)
             return f"failed: {exc.message}"
+        except Exception:
+            log.exception("thumbnails of deck %s failed", deck_id)
+            return "failed: see the log"
+        finally:
+            self._thumbnailing.discard(deck_id)
+        if await self._stale(deck_id):  # changed while being drawn
+            await self.ensure_thumbnails(job.principal, deck_id)
         job.progress("thumbnails", 1, 1, f"{made} slides drawn")
         return made
 
@@ -530,14 +543,20 @@ class DeckService:
 
     async def edit_slide(self, principal: Principal, deck_id: str, index: int, edit: SlideEdit) -> DeckRead:
         require_scope(principal, Scope.GENERATION)
-        changes = edit.model_dump(exclude_unset=True, exclude={"version"})
+        # null removes what may be absent (a subtitle, a table, a chart); for the rest it means "unchanged"
+        changes = {key: value for key, value in edit.model_dump(exclude_unset=True, exclude={"version"}).items()
+                   if value is not None or key in ("subtitle", "table", "chart")}  # fmt: skip
         async with self._db.transaction(exclusive=f"deck:{deck_id}") as session:
             deck = await get_owned(session, Deck, deck_id, principal.user.id, missing="deck not found")
             slide = _at(await self._slides(session, deck_id), index)
             if edit.version is not None and edit.version != slide.version:
                 raise ConflictError(f"the slide is at version {slide.version} now: reload it", code="edit_conflict")
             merged = {**slide.content, **{k: v for k, v in changes.items()}}
-            content = SlideContent.model_validate(merged)
+            try:
+                content = SlideContent.model_validate(merged)
+            except ValidationError as exc:
+                raise ValidationFailedError("the edited slide is not valid",
+                                            details=exc.errors(include_url=False, include_input=False)) from exc
             if content.model_dump(mode="json") != slide.content:
                 self._new_version(session, slide, content, "edited")
                 self._touch(session, deck)
@@ -663,9 +682,14 @@ class DeckService:
         session.add(deck)
 
     async def _changed(self, principal: Principal, deck_id: str) -> DeckRead:
-        """After a change: the .pptx rendered again, the changed slides' thumbnails asked for, the deck read."""
-        await self._render(principal, deck_id)
-        await self.ensure_thumbnails(principal, deck_id)
+        """After a change: the .pptx rendered again, the changed slides' thumbnails asked for, the deck read. The
+        change is saved already: a failure to render or to ask for thumbnails is logged, not answered (a retry would
+        make the change twice); the export renders again when its file is behind."""
+        try:
+            await self._render(principal, deck_id)
+            await self.ensure_thumbnails(principal, deck_id)
+        except Exception:
+            log.exception("deck %s changed but was not rendered again", deck_id)
         return await self.get(principal, deck_id)
 
     async def _render(self, principal: Principal, deck_id: str) -> None:
@@ -682,8 +706,10 @@ class DeckService:
             data = await asyncio.to_thread(render.render_deck, spec, theme=deck.theme, template=template)
             async with self._db.transaction(exclusive=f"deck:{deck_id}") as session:
                 current = await get_owned(session, Deck, deck_id, principal.user.id, missing="deck not found")
+                if current.rendered_version >= deck.version:  # another instance wrote a newer file meanwhile
+                    return
                 await self._artifacts.replace(principal.user.id, deck.artifact_id, data, session=session)
-                current.rendered_version = max(current.rendered_version, deck.version)
+                current.rendered_version = deck.version
                 session.add(current)
 
     async def _template_or_none(self, principal: Principal, template_id: str | None) -> bytes | None:
@@ -720,6 +746,9 @@ class DeckService:
             reason = thumbnails.available()
             if reason is not None:
                 raise UpstreamUnavailableError(reason, code="thumbnails_unavailable")
+            if self._failed_lately(slide.id, slide.version):
+                raise UpstreamUnavailableError("LibreOffice could not draw this slide; edit it or try again later",
+                                               code="thumbnails_failed")  # fmt: skip
             if not asked:
                 await self.ensure_thumbnails(principal, deck_id)
                 asked = True
@@ -760,11 +789,20 @@ class DeckService:
         if run is not None and run.params:
             self._thumbnailing.discard(str(run.params.get("deck_id")))
 
+    def _failed_lately(self, slide_id: str, version: int) -> bool:
+        failed_at = self._undrawable.get((slide_id, version))
+        if failed_at is not None and time.monotonic() - failed_at > RETRY_UNDRAWABLE_S:
+            del self._undrawable[(slide_id, version)]
+            return False
+        return failed_at is not None
+
     async def _stale(self, deck_id: str) -> list[DeckSlide]:
+        """The slides without a picture of their current version, but those that failed to draw lately."""
         async with self._db.transaction(readonly=True) as session:
             slides = await self._slides(session, deck_id)
             ready = await self._thumbnails_ready(session, slides)
-        return [slide for slide in slides if (slide.id, slide.version) not in ready]
+        return [slide for slide in slides
+                if (slide.id, slide.version) not in ready and not self._failed_lately(slide.id, slide.version)]
 
     async def _thumbnail_stale(self, principal: Principal, deck_id: str) -> int:
         """Draw the slides whose current version has no thumbnail: only those slides are rendered and converted
@@ -779,8 +817,13 @@ class DeckService:
         template = await self._template_or_none(principal, deck.template_id)
         spec = DeckSpec(title=deck.title, slides=[SlideContent(**s.content) for s in stale])
         data = await asyncio.to_thread(render.render_deck, spec, theme=deck.theme, template=template)
-        pngs = await thumbnails.pptx_to_pngs(data, width=self._thumbnail_width, expected=len(stale),
-                                             timeout_s=self._thumbnail_timeout_s)  # fmt: skip
+        try:
+            pngs = await thumbnails.pptx_to_pngs(data, width=self._thumbnail_width, expected=len(stale),
+                                                 timeout_s=self._thumbnail_timeout_s)  # fmt: skip
+        except DomainError:
+            failed_at = time.monotonic()
+            self._undrawable.update({(slide.id, slide.version): failed_at for slide in stale})
+            raise
         now = self._clock()
         async with self._db.transaction() as session:
             for slide, png in zip(stale, pngs, strict=True):

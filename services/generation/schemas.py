@@ -19,6 +19,7 @@ ModelId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 Cell = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]  # JSON has no NaN: a stored one would read back as null
 
 
 class TableData(BaseModel):
@@ -38,7 +39,7 @@ class TableData(BaseModel):
 class ChartSeries(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Cell
-    values: list[float] = Field(min_length=1, max_length=24)
+    values: list[Finite] = Field(min_length=1, max_length=24)
 
 
 class ChartData(BaseModel):

@@ -3,6 +3,7 @@ shows a card that follows the work (a job, or prose's run) to its file. Stopping
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,8 +16,12 @@ from services.tools import GENERATION, Tool, ToolContext, ToolGroup
 from services.tools.intents import asked_to_make, mentions, number_before
 
 DECKS = r"slides?|slide\s*deck|slide\s*show|deck|presentation|power\s*point|pptx"
+THEME = re.compile(r"\b(dark|ocean|sunset|light)\s+(?:theme|style|colou?rs?|look)\b|\btheme\s*[:=]?\s*"
+                   r"(dark|ocean|sunset|light)\b", re.IGNORECASE)
 TEXTS = r"article|essay|report|e-?mail|letter|memo|story|summary|blog\s+post|document|text"
-SAVED = r"file|files|save|saved|download|document|markdown|md"
+# Asking to keep the text, not naming a file it is about ("a summary of the file I uploaded" is an answer)
+SAVED = (r"as\s+an?\s+(?:file|document|markdown(?:\s+file)?|\.?md(?:\s+file)?)|(?:to|in|into)\s+an?\s+(?:new\s+)?file"
+         r"|save(?:d)?|download(?:able)?|markdown\s+file")
 
 
 class DeckArgs(BaseModel):
@@ -42,10 +47,9 @@ def deck_intent(message: str) -> dict[str, Any] | None:
     arguments: dict[str, Any] = {"topic": asked.topic or message.strip()[:2000]}
     if count is not None:
         arguments["slide_count"] = min(max(count, 1), 50)
-    for theme in ("dark", "ocean", "sunset", "light"):
-        if mentions(message, theme):
-            arguments["theme"] = theme
-            break
+    named = THEME.search(message)  # "in the dark theme", not "about dark matter"
+    if named is not None:
+        arguments["theme"] = (named[1] or named[2]).lower()
     return arguments
 
 

@@ -13,8 +13,12 @@ _OPENING = (r"^\s*(?:(?:hey|hi|ok|okay|so)[,!.\s]+)?(?:please\s+)?"
             r"|let'?s\s+)?")  # fmt: skip
 MAKE = r"make|create|generate|build|prepare|produce|put\s+together|draft|write|compose|record|give\s+me"
 _TOPIC = re.compile(r"\b(?:about|on|covering|regarding|explaining|of)\s+(?P<topic>\S.*)$", re.IGNORECASE | re.DOTALL)
-_BETWEEN = 6  # words from the verb to the thing asked for ("me a short 5-slide"): further on, it is not what is asked
-_CLAUSE = re.compile(r"[,.;:!?]")
+# What may stand between the verb and the thing asked for ("me a short 5-slide"): anything else ("feedback on my",
+# "the second", "some") means the thing is not what is asked for.
+_FILLER = re.compile(r"^(?:me|us|a|an|new|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|short|long|"
+                     r"medium|quick|brief|simple|small|big|full|detailed|complete|nice|good|great|professional|"
+                     r"\d{1,3}(?:-\w+)?|\w+-(?:slide|page|minute)s?)$", re.IGNORECASE)
+_POLITE_QUESTION = re.compile(r"^\s*(?:please\s+)?(?:can|could|would|will)\s+you\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ def asked_to_make(message: str, things: str, *, verbs: str = MAKE) -> Asked | No
     if thing is None:
         return None
     between = rest[: thing.start()]
-    if _CLAUSE.search(between) or len(between.split()) > _BETWEEN:
+    if not all(_FILLER.match(word.strip("-")) for word in between.split()):
+        return None
+    if message.rstrip().endswith("?") and not _POLITE_QUESTION.match(message):
         return None
     after = rest[thing.end():]
     about = _TOPIC.search(after)

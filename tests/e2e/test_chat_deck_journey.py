@@ -2,8 +2,9 @@
 calls ``generate_deck`` for six slides about lighthouses; the card shows the deck's progress, then its first
 thumbnails (drawn by LibreOffice); "Download .pptx" downloads a real file of six slides (python-pptx); "Open in
 Slides" opens the deck, where slide 3's title is edited and two slides swapped by drag, and the .pptx downloaded
-there has both changes and opens in LibreOffice (the issue's acceptance). Then the Generate hub lists the job, and a second deck started meanwhile is cancelled from
-there. Screenshots: docs/screenshots/chat-deck-card-{running,done}-{desktop,phone}.png, jobs-panel-*.png."""
+there has both changes and opens in LibreOffice. Then the Generate hub lists the job, and a second deck started
+meanwhile is cancelled from there. Screenshots: docs/screenshots/chat-deck-card-{running,done}-{desktop,phone}.png,
+jobs-panel-*.png."""
 
 from __future__ import annotations
 

@@ -30,6 +30,10 @@ def test_a_plain_request_for_a_deck_is_read_with_its_arguments(message: str, exp
     "Write a haiku about autumn leaves.",
     "Make a list of things to pack, and I will put them on slides later in some deck maybe",
     "Explain what a pptx file is.",
+    "Give me feedback on my presentation",
+    "Make the second slide about costs instead",
+    "Could you write a report on why my presentation failed?",
+    "Make some slides better?",
 ])  # fmt: skip
 def test_talk_about_decks_is_not_a_request_for_one(message: str) -> None:
     assert deck_intent(message) is None
@@ -45,3 +49,6 @@ def test_podcasts_and_texts_to_keep() -> None:
     assert prose_intent("Draft a short email to my landlord about the boiler as a document")["style"] == "email"  # type: ignore[index]
     assert prose_intent("Write an article about coral reefs.") is None  # an answer in the chat, not a file
     assert prose_intent("Write a haiku about the sea and save it") is None  # not a kind of text it writes
+    assert prose_intent("Write a summary of the file I uploaded") is None  # about a file, not kept as one
+    assert podcast_intent("Can you give me some podcast recommendations about history?") is None
+    assert deck_intent("Make a deck about dark matter") == {"topic": "dark matter"}  # no theme from the topic

@@ -293,6 +293,15 @@ async def test_bad_input_gets_a_clear_error_and_never_a_broken_file(
     ]:
         answer = await client.request(method, path, json=body, headers=alice.headers)
         assert answer.status_code == code and answer.json()["error"]["code"] == error, (method, path, answer.text)
+    # NaN is not JSON: refused, never stored (it would read back as null and break the deck)
+    nan = b'{"chart": {"categories": ["a"], "series": [{"name": "x", "values": [NaN]}]}}'
+    refused = await client.patch(f"{SLIDES}/{deck_id}/slides/4", content=nan,
+                                 headers={**alice.headers, "Content-Type": "application/json"})  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    # null for a field that cannot be absent leaves it as it is
+    kept = await client.patch(f"{SLIDES}/{deck_id}/slides/1", json={"title": None, "layout": None},
+                              headers=alice.headers)  # fmt: skip
+    assert kept.status_code == 200 and kept.json()["slides"][1]["version"] == 1, kept.text
     assert titles_of(await exported(client, alice.headers, deck_id)) == TITLES  # nothing changed
 
     # a template that is not a .pptx, by its content (a name and a type that say otherwise do not count)
