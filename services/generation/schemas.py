@@ -165,6 +165,8 @@ class RegenerateRequest(BaseModel):
 
 
 class SlideRead(SlideContent):
+    model_config = ConfigDict(extra="ignore")  # an answer, not a request: what a slide says, where and how it is now
+
     index: int = Field(description="its position, from 0 (`/slides/{deck_id}/slides/{index}`)")
     id: str = Field(description="stable across reorders")
     version: int
