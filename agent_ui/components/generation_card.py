@@ -19,6 +19,10 @@ from nicegui import app, background_tasks, ui
 
 from agent_ui.components.a11y import named
 from agent_ui.components.podcast import describe_progress, overall_fraction
+
+# The deck job's progress reads as it does on the Slides page: one wording and one bar for both.
+from agent_ui.components.slides import describe_progress as describe_deck
+from agent_ui.components.slides import overall_fraction as deck_fraction
 from agent_ui.components.tool_cards import CardContext, as_dict, card_context
 from services.errors import ConflictError, DomainError, NotFoundError
 from services.generation import DeckService
@@ -68,8 +72,6 @@ STATUS = {  # status -> (badge text, Quasar colour)
     "started": ("Started", "primary"),
 }
 # Where each stage of a deck sits on the one bar (each stage reports its own done/total).
-DECK_SPANS = {"sources": (0.0, 0.05), "outline": (0.05, 0.15), "slides": (0.15, 0.8), "rendering": (0.8, 0.88),
-              "thumbnails": (0.88, 1.0)}  # fmt: skip
 COUNTED_STAGES = frozenset({"slides", "voices"})  # stages whose done/total is shown as n/N
 
 CSS = """
@@ -139,38 +141,6 @@ def export_url(deck_id: str) -> str:
 
 def artifact_url(artifact_id: str) -> str:
     return f"{ARTIFACTS}/{quote(artifact_id, safe='')}"
-
-
-def deck_fraction(job: JobRead) -> float | None:
-    """How much of the whole deck is made, from its stage and the stage's own share; None while it waits."""
-    if job.status == "done":
-        return 1.0
-    progress = job.progress
-    if progress is None or progress.stage not in DECK_SPANS:
-        return None
-    low, high = DECK_SPANS[progress.stage]
-    return round(low + (high - low) * (progress.fraction or 0.0), 3)
-
-
-def describe_deck(job: JobRead) -> str:
-    """What the deck job is doing, in words."""
-    progress = job.progress
-    if job.status == "queued" or progress is None or progress.stage == "queued":
-        return "Waiting for a free worker"
-    done, total = progress.done, progress.total
-    if progress.stage == "sources":
-        return "Reading your resources"
-    if progress.stage == "outline":
-        return "Planning the slides"
-    if progress.stage == "slides" and total:
-        if done is not None and done >= total:
-            return "Every slide written"
-        return f"Writing slide {(done or 0) + 1:g} of {total:g}"
-    if progress.stage == "rendering":
-        return "Making the .pptx"
-    if progress.stage == "thumbnails":
-        return "Drawing the thumbnails"
-    return "Starting"
 
 
 def job_progress(job: JobRead) -> tuple[float | None, str, str]:
